@@ -1,0 +1,60 @@
+# Entry points. Every target bootstraps what it needs: a .venv is made on first use.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: help venv test lint lint-python lint-yaml lint-ansible \
+        deploy-aws deploy-gcp destroy-aws destroy-gcp verify deploy-hosts clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	@touch $@
+
+venv: $(STAMP) ## Create the virtualenv with the pinned dependencies
+
+test: $(STAMP) ## Run every test group (lint, unit, integration, terraform, ansible), fastest first
+	$(BIN)/python tests/run_groups.py
+
+lint: lint-python lint-yaml lint-ansible ## ruff, mypy, yamllint, ansible-lint
+
+lint-python: $(STAMP)
+	$(BIN)/ruff check scripts tests
+	$(BIN)/ruff format --check scripts tests
+	$(BIN)/mypy
+
+lint-yaml: $(STAMP)
+	$(BIN)/yamllint --strict .
+
+lint-ansible: $(STAMP)
+	cd ansible && PATH="$(CURDIR)/$(BIN):$$PATH" ansible-lint --profile production --offline
+
+deploy-aws: $(STAMP) ## Deploy everything on AWS (preflight, terraform, ansible, configure, verify)
+	$(BIN)/duoctl deploy aws
+
+deploy-gcp: $(STAMP) ## Deploy everything on Google Cloud
+	$(BIN)/duoctl deploy gcp
+
+destroy-aws: $(STAMP) ## Tear down the AWS deployment
+	$(BIN)/duoctl destroy aws
+
+destroy-gcp: $(STAMP) ## Tear down the Google Cloud deployment
+	$(BIN)/duoctl destroy gcp
+
+verify: $(STAMP) ## Verify a deployment (INVENTORY=inventory/aws.yml by default)
+	$(BIN)/duoctl verify $(if $(INVENTORY),--inventory $(INVENTORY))
+
+deploy-hosts: $(STAMP) ## Bring-your-own hosts: ansible, configure and verify (INVENTORY=...)
+	@test -n "$(INVENTORY)" || { echo "Set INVENTORY=path/to/inventory.yml (see inventory/hosts.example.yml)"; exit 2; }
+	$(BIN)/duoctl deploy hosts --inventory $(INVENTORY)
+
+clean: ## Remove the virtualenvs and caches
+	rm -rf $(VENV) .venv-checkov .pytest_cache .mypy_cache .ruff_cache
