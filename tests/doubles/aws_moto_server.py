@@ -1,0 +1,221 @@
+"""Stand-in for the AWS APIs (EC2, STS, IAM, Route 53, Service Quotas...): a moto server on loopback.
+
+What it stands in for: the real AWS endpoints that boto3 (preflight) and the Terraform aws
+provider (apply/destroy) call. It follows the AWS wire protocols as moto implements them, with
+three gaps closed so the project's code sees what a real account shows:
+
+- AMI and instance-type validation are on (``MOTO_ENABLE_AMI_VALIDATION`` and
+  ``MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION``), so a bogus AMI or instance type fails as on AWS.
+- Canonical's Ubuntu 24.04 (noble, amd64, hvm-ssd-gp3) AMIs, owner 099720109477, are seeded
+  through ``MOTO_AMIS_PATH``; moto loads that list into every region's backend.
+- moto does not implement the EC2 service quotas: ``ServiceQuotasBackend.get_service_quota`` is
+  patched so that ``L-DB2E81BA`` ("Running On-Demand G and VT instances", vCPUs) answers the value
+  the test chooses, per region if wanted, with the field names of the real GetServiceQuota answer.
+
+The server runs in a child process (moto reads its settings when it is imported, so they must be
+set before, which a test process that already imported moto cannot guarantee) on a free port of
+127.0.0.1. It is stopped by its PID when the ``with`` block ends.
+
+Usage::
+
+    from aws_moto_server import moto_server
+
+    with moto_server(gpu_vcpu_quota=8) as endpoint_url:      # "http://127.0.0.1:PORT"
+        boto3.client("ec2", endpoint_url=endpoint_url, region_name="us-east-1",
+                     aws_access_key_id="testing", aws_secret_access_key="testing")
+        endpoint_url.set_gpu_vcpu_quota(0)                    # change it while running
+        endpoint_url.set_gpu_vcpu_quota({"us-east-1": 0, "default": 8})
+
+Credentials: any access key works (moto does not check them); ``AWS_CREDENTIALS`` below are the
+conventional ones. Run ``python tests/doubles/aws_moto_server.py --port 5000`` to get a server by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+GPU_QUOTA_CODE = "L-DB2E81BA"
+GPU_QUOTA_NAME = "Running On-Demand G and VT instances"
+CANONICAL_OWNER_ID = "099720109477"
+DEFAULT_GPU_VCPU_QUOTA = 8.0  # enough for a g4dn.xlarge (4 vCPUs) plus a spare
+AWS_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+
+QuotaSetting = float | Mapping[str, float]
+
+# Two releases, so a "most_recent" lookup has something to choose from.
+UBUNTU_NOBLE_AMIS = [
+    {
+        "ami_id": "ami-0e2c8caa4b6378d8c",
+        "name": "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20250115",
+        "creation_date": "2025-01-15T10:00:00.000Z",
+    },
+    {
+        "ami_id": "ami-04b70fa74e45c3917",
+        "name": "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20250610",
+        "creation_date": "2025-06-10T10:00:00.000Z",
+    },
+]
+
+
+def _ami_records() -> list[dict[str, Any]]:
+    """The AMI list in the form moto's MOTO_AMIS_PATH expects (see moto.ec2.utils.gen_moto_amis)."""
+    return [
+        {
+            **ami,
+            "description": "Canonical, Ubuntu, 24.04, amd64 noble image",
+            "owner_id": CANONICAL_OWNER_ID,
+            "public": True,
+            "virtualization_type": "hvm",
+            "architecture": "x86_64",
+            "state": "available",
+            "platform": None,
+            "image_type": "machine",
+            "hypervisor": "xen",
+            "root_device_type": "ebs",
+            "root_device_name": "/dev/sda1",
+            "sriov": "simple",
+            "boot_mode": "uefi-preferred",
+        }
+        for ami in UBUNTU_NOBLE_AMIS
+    ]
+
+
+def _quota_document(quota: QuotaSetting) -> dict[str, float]:
+    if isinstance(quota, Mapping):
+        return {str(k): float(v) for k, v in quota.items()}
+    return {"default": float(quota)}
+
+
+class MotoEndpoint(str):
+    """The endpoint URL (a str), plus a way to change the GPU quota of the running server."""
+
+    quota_file: Path
+
+    def __new__(cls, url: str, quota_file: Path) -> MotoEndpoint:
+        obj = super().__new__(cls, url)
+        obj.quota_file = quota_file
+        return obj
+
+    def set_gpu_vcpu_quota(self, quota: QuotaSetting) -> None:
+        """Value of L-DB2E81BA from now on: one number, or {region: value, "default": value}."""
+        tmp = self.quota_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(_quota_document(quota)), encoding="utf-8")
+        tmp.replace(self.quota_file)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _wait_until_up(url: str, proc: subprocess.Popen[bytes], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"moto server exited early with code {proc.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/moto-api/", timeout=1):  # noqa: S310 (loopback)
+                return
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.1)
+    raise RuntimeError(f"moto server did not answer on {url} within {timeout:.0f}s")
+
+
+@contextmanager
+def moto_server(
+    gpu_vcpu_quota: QuotaSetting = DEFAULT_GPU_VCPU_QUOTA, start_timeout: float = 30.0
+) -> Iterator[MotoEndpoint]:
+    """Run a moto server on a free loopback port; yields its endpoint URL (a MotoEndpoint)."""
+    with tempfile.TemporaryDirectory(prefix="duo-moto-") as tmp:
+        work = Path(tmp)
+        amis_file = work / "amis.json"
+        amis_file.write_text(json.dumps(_ami_records()), encoding="utf-8")
+        port = free_port()
+        endpoint = MotoEndpoint(f"http://127.0.0.1:{port}", work / "gpu_quota.json")
+        endpoint.set_gpu_vcpu_quota(gpu_vcpu_quota)
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--port", str(port)]
+        cmd += ["--quota-file", str(endpoint.quota_file), "--amis-file", str(amis_file)]
+        log = (work / "moto.log").open("wb")
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            _wait_until_up(endpoint, proc, start_timeout)
+            yield endpoint
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            log.close()
+
+
+def _patch_service_quotas(quota_file: Path) -> None:
+    from moto.servicequotas.models import ServiceQuotasBackend
+
+    original = ServiceQuotasBackend.get_service_quota
+
+    def get_service_quota(
+        self: ServiceQuotasBackend, service_code: str, quota_code: str
+    ) -> dict[str, Any]:
+        if service_code != "ec2" or quota_code != GPU_QUOTA_CODE:
+            return original(self, service_code, quota_code)
+        values = json.loads(quota_file.read_text(encoding="utf-8"))
+        value = float(values.get(self.region_name, values.get("default", 0.0)))
+        return {
+            "ServiceCode": "ec2",
+            "ServiceName": "Amazon Elastic Compute Cloud (Amazon EC2)",
+            "QuotaArn": (
+                f"arn:aws:servicequotas:{self.region_name}:{self.account_id}:ec2/{GPU_QUOTA_CODE}"
+            ),
+            "QuotaCode": GPU_QUOTA_CODE,
+            "QuotaName": GPU_QUOTA_NAME,
+            "Value": value,
+            "Unit": "None",
+            "Adjustable": True,
+            "GlobalQuota": False,
+        }
+
+    ServiceQuotasBackend.get_service_quota = get_service_quota  # type: ignore[method-assign]
+
+
+def _serve(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(description="moto server with the project's AWS gaps closed")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--quota-file", type=Path)
+    parser.add_argument("--amis-file", type=Path)
+    args = parser.parse_args(argv)
+    if args.amis_file is None:
+        args.amis_file = Path(tempfile.mkdtemp(prefix="duo-moto-")) / "amis.json"
+        args.amis_file.write_text(json.dumps(_ami_records()), encoding="utf-8")
+    if args.quota_file is None:
+        args.quota_file = args.amis_file.with_name("gpu_quota.json")
+        args.quota_file.write_text(json.dumps(_quota_document(DEFAULT_GPU_VCPU_QUOTA)))
+    # moto reads these when it is imported: set them first.
+    os.environ["MOTO_ENABLE_AMI_VALIDATION"] = "true"
+    os.environ["MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION"] = "true"
+    os.environ["MOTO_AMIS_PATH"] = str(args.amis_file)
+    os.environ.setdefault("MOTO_PORT", str(args.port))
+    _patch_service_quotas(args.quota_file)
+    from moto.server import main as moto_main
+
+    moto_main(["--host", "127.0.0.1", "--port", str(args.port)])
+
+
+if __name__ == "__main__":
+    _serve(sys.argv[1:])
