@@ -1,4 +1,4 @@
-"""Stand-in for the AWS APIs (EC2, STS, IAM, Route 53, Service Quotas...): a moto server on loopback.
+"""Stand-in for the AWS APIs (EC2, STS, IAM, Route 53, Service Quotas...): moto on loopback.
 
 What it stands in for: the real AWS endpoints that boto3 (preflight) and the Terraform aws
 provider (apply/destroy) call. It follows the AWS wire protocols as moto implements them, with
@@ -27,7 +27,7 @@ Usage::
         endpoint_url.set_gpu_vcpu_quota({"us-east-1": 0, "default": 8})
 
 Credentials: any access key works (moto does not check them); ``AWS_CREDENTIALS`` below are the
-conventional ones. Run ``python tests/doubles/aws_moto_server.py --port 5000`` to get a server by hand.
+conventional ones. By hand: ``python tests/doubles/aws_moto_server.py --port 5000``.
 """
 
 from __future__ import annotations
@@ -129,7 +129,7 @@ def _wait_until_up(url: str, proc: subprocess.Popen[bytes], timeout: float) -> N
         if proc.poll() is not None:
             raise RuntimeError(f"moto server exited early with code {proc.returncode}")
         try:
-            with urllib.request.urlopen(f"{url}/moto-api/", timeout=1):  # noqa: S310 (loopback)
+            with urllib.request.urlopen(f"{url}/moto-api/", timeout=1):
                 return
         except (urllib.error.URLError, OSError):
             time.sleep(0.1)
