@@ -1,0 +1,328 @@
+"""The `duo.yml` file: pydantic models and their validation messages.
+
+Validation is complete before any request is sent: every problem in the file is
+reported at once, each naming the key it concerns and how to fix it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+# AiAcceptedSelfHostedModels (GitLab 18.x). The instance's own list is checked
+# again at run time, by introspection, before anything is changed.
+MODEL_FAMILIES = (
+    "CLAUDE_3",
+    "CODEGEMMA",
+    "CODELLAMA",
+    "CODESTRAL",
+    "DEEPSEEKCODER",
+    "GENERAL",
+    "GPT",
+    "LLAMA3",
+    "MISTRAL",
+    "MIXTRAL",
+)
+
+# AiFeatures (GitLab 18.x), written in the lower-case form GitLab stores.
+FEATURES = (
+    "code_completions",
+    "code_generations",
+    "duo_agent_platform",
+    "duo_agent_platform_agentic_chat",
+    "duo_chat",
+    "duo_chat_explain_code",
+    "duo_chat_explain_vulnerability",
+    "duo_chat_fix_code",
+    "duo_chat_refactor_code",
+    "duo_chat_summarize_comments",
+    "duo_chat_troubleshoot_job",
+    "duo_chat_write_tests",
+    "generate_commit_message",
+    "glab_ask_git_command",
+    "resolve_vulnerability",
+    "review_merge_request",
+    "summarize_new_merge_request",
+    "summarize_review",
+)
+
+# A feature maps to a model name, or to one of these providers.
+VENDORED = "vendored"
+DISABLED = "disabled"
+
+IDENTIFIER_PREFIXES = ("custom_openai", "bedrock", "azure")
+GATEWAY_TIMEOUT_RANGE = (60, 600)
+_HOST_PORT = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$")
+_USERNAME = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_.-]*$")
+
+
+class ConfigError(Exception):
+    """The configuration file is invalid; `problems` lists every issue found."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__(f"{source}: {len(problems)} problem(s)")
+
+    def render(self) -> str:
+        lines = [f"{self.source} is not valid ({len(self.problems)} problem(s)):"]
+        lines += [f"  - {p}" for p in self.problems]
+        lines.append("Nothing was sent to GitLab. Fix the file and run again.")
+        return "\n".join(lines)
+
+
+def _check_http_url(value: str, what: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(
+            f"{what} must be a full http:// or https:// URL with a host, got {value!r} "
+            f"(for example http://10.0.2.10:5052)"
+        )
+    try:
+        parts.port  # noqa: B018 - raises on an out-of-range or non-numeric port
+    except ValueError as exc:
+        raise ValueError(f"{what} has an invalid port: {value!r}") from exc
+    if len(value) > 2048:
+        raise ValueError(f"{what} is longer than GitLab's limit of 2048 characters")
+    return value
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class GitLabSection(_Strict):
+    url: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        return None if v is None else _check_http_url(v, "gitlab.url").rstrip("/")
+
+
+class GatewaySection(_Strict):
+    url: str = Field(description="Local AI gateway URL, e.g. http://10.0.2.10:5052")
+    timeout_seconds: int | None = None
+    agent_platform_url: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        return _check_http_url(v, "gateway.url").rstrip("/")
+
+    @field_validator("timeout_seconds")
+    @classmethod
+    def _timeout(cls, v: int | None) -> int | None:
+        low, high = GATEWAY_TIMEOUT_RANGE
+        if v is not None and not low <= v <= high:
+            raise ValueError(f"gateway.timeout_seconds must be between {low} and {high}, got {v}")
+        return v
+
+    @field_validator("agent_platform_url")
+    @classmethod
+    def _agent_platform(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        if "://" in v:
+            raise ValueError(
+                f"gateway.agent_platform_url takes host:port without a scheme, got {v!r} "
+                f"(for example 10.0.2.10:50052)"
+            )
+        match = _HOST_PORT.match(v)
+        if not match or not 0 < int(match.group(2)) < 65536:
+            raise ValueError(
+                f"gateway.agent_platform_url must be host:port, got {v!r} "
+                f"(for example 10.0.2.10:50052)"
+            )
+        return v
+
+
+class ModelSection(_Strict):
+    name: Annotated[str, Field(min_length=1, max_length=255)]
+    family: str
+    endpoint: str
+    identifier: Annotated[str, Field(max_length=255)] | None = None
+    api_key_env: str | None = None
+    api_key_file: str | None = None
+
+    @field_validator("family")
+    @classmethod
+    def _family(cls, v: str) -> str:
+        upper = v.upper()
+        if upper not in MODEL_FAMILIES:
+            raise ValueError(
+                f"unknown model family {v!r}; valid values: "
+                f"{', '.join(f.lower() for f in MODEL_FAMILIES)}"
+            )
+        return upper
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, v: str) -> str:
+        return _check_http_url(v, "endpoint")
+
+    @field_validator("identifier")
+    @classmethod
+    def _identifier(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        prefix, _, rest = v.partition("/")
+        if prefix not in IDENTIFIER_PREFIXES or not rest:
+            raise ValueError(
+                f"identifier {v!r} must be <platform>/<model>, platform one of "
+                f"{', '.join(IDENTIFIER_PREFIXES)} (for example custom_openai/mistral:instruct)"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _shape(self) -> ModelSection:
+        if (
+            self.identifier
+            and self.identifier.startswith("custom_openai/")
+            and not self.endpoint.rstrip("/").endswith("/v1")
+        ):
+            raise ValueError(
+                f"endpoint {self.endpoint!r} must end in /v1 for a custom_openai identifier "
+                f"(the OpenAI-compatible base URL, e.g. http://10.0.3.10:11434/v1)"
+            )
+        if self.api_key_env and self.api_key_file:
+            raise ValueError("set only one of api_key_env and api_key_file")
+        return self
+
+    def api_key(self) -> str | None:
+        """The API key from the environment or file named in the config, if any."""
+        if self.api_key_env:
+            value = os.environ.get(self.api_key_env)
+            if not value:
+                raise ConfigError(
+                    f"model {self.name}",
+                    [f"environment variable {self.api_key_env} (api_key_env) is not set"],
+                )
+            return value
+        if self.api_key_file:
+            path = Path(self.api_key_file).expanduser()
+            try:
+                return path.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(
+                    f"model {self.name}",
+                    [f"api_key_file {path} cannot be read: {exc.strerror}"],
+                ) from exc
+        return None
+
+
+class DuoConfig(_Strict):
+    gitlab: GitLabSection = Field(default_factory=GitLabSection)
+    gateway: GatewaySection
+    models: list[ModelSection] = Field(default_factory=list)
+    features: dict[str, str] = Field(default_factory=dict)
+    seats: list[str] = Field(default_factory=list)
+    outbound_allowlist: list[str] = Field(default_factory=list)
+    prune_models: bool = False
+
+    @field_validator("features")
+    @classmethod
+    def _features(cls, v: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(v) - set(FEATURES))
+        if unknown:
+            raise ValueError(
+                f"unknown feature(s) {', '.join(unknown)}; valid features: {', '.join(FEATURES)}"
+            )
+        return v
+
+    @field_validator("seats")
+    @classmethod
+    def _seats(cls, v: list[str]) -> list[str]:
+        bad = [u for u in v if not _USERNAME.match(u)]
+        if bad:
+            raise ValueError(f"invalid username(s) in seats: {', '.join(map(repr, bad))}")
+        dupes = sorted({u for u in v if v.count(u) > 1})
+        if dupes:
+            raise ValueError(f"duplicate username(s) in seats: {', '.join(dupes)}")
+        return v
+
+    @model_validator(mode="after")
+    def _references(self) -> DuoConfig:
+        problems = []
+        names = [m.name for m in self.models]
+        for dup in sorted({n for n in names if names.count(n) > 1}):
+            problems.append(f"models: deployment name {dup!r} is used more than once")
+        choices = [*names, VENDORED, DISABLED]
+        for feature, target in sorted(self.features.items()):
+            if target not in choices:
+                problems.append(
+                    f"features.{feature}: {target!r} is not a model name in models "
+                    f"nor {VENDORED}/{DISABLED}; choose one of: {', '.join(choices)}"
+                )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def model(self, name: str) -> ModelSection:
+        return next(m for m in self.models if m.name == name)
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _messages(exc: ValidationError) -> list[str]:
+    problems = []
+    for err in exc.errors():
+        where = _location(tuple(err["loc"]))
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling; see the example duo.yml in the README)"
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        for part in msg.split("; "):
+            problems.append(f"{where}: {part}" if where else part)
+    return problems
+
+
+def parse_config(data: Any, source: str = "config") -> DuoConfig:
+    if not isinstance(data, dict):
+        raise ConfigError(source, ["the file must be a YAML mapping (gateway:, models:, ...)"])
+    try:
+        return DuoConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(source, _messages(exc)) from None
+
+
+def load_config(path: str | Path) -> DuoConfig:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(path), [f"cannot read the file: {exc.strerror}"]) from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(str(path), [f"not valid YAML: {exc}"]) from exc
+    return parse_config(data, str(path))
+
+
+def is_private_host(host: str) -> bool:
+    """True when host is a private, loopback or link-local address, or a single-label name."""
+    try:
+        addr = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return "." not in host or host.endswith((".internal", ".local", ".localdomain"))
+    return addr.is_private or addr.is_loopback or addr.is_link_local

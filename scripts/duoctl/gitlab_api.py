@@ -1,0 +1,560 @@
+"""The only place that talks to GitLab: python-gitlab REST and GraphQL.
+
+Reads the current Duo state in a few requests, applies one change at a time, and
+knows the schema differences between GitLab versions, detected by introspection.
+Field names and operations follow GitLab's GraphQL schema (17.9 to 18.x).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar, cast
+
+import gitlab
+import httpx
+import requests
+from gql import GraphQLRequest
+from gql.transport.exceptions import (
+    TransportConnectionFailed,
+    TransportProtocolError,
+    TransportQueryError,
+)
+
+MIN_VERSION = (17, 9)
+MAX_RETRIES = 5
+TIMEOUT_SECONDS = 30.0
+DUO_ENTERPRISE = "DUO_ENTERPRISE"
+
+# Introduced-in versions of the optional duoSettingsUpdate arguments, for warnings.
+DUO_SETTING_SINCE = {
+    "duoAgentPlatformServiceUrl": "18.4",
+    "aiGatewayTimeoutSeconds": "18.7",
+}
+
+T = TypeVar("T")
+
+
+class GitLabError(Exception):
+    """A GitLab request failed; the message names the cause and the fix."""
+
+
+# ---------------------------------------------------------------- state types
+
+
+@dataclass(frozen=True)
+class AddOnPurchase:
+    id: str
+    name: str
+    purchased: int
+    assigned: int
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    version: str
+    batch_feature_update: bool
+    duo_settings_inputs: frozenset[str]
+    duo_settings_fields: frozenset[str]
+    model_families: frozenset[str]
+    features: frozenset[str]
+    add_on_purchases: tuple[AddOnPurchase, ...]
+
+    def purchase(self, name: str) -> AddOnPurchase | None:
+        return next((p for p in self.add_on_purchases if p.name == name), None)
+
+
+@dataclass(frozen=True)
+class RemoteModel:
+    id: str
+    name: str
+    family: str  # upper case, as the AiAcceptedSelfHostedModels enum
+    endpoint: str
+    identifier: str
+    api_token: str | None
+
+
+@dataclass(frozen=True)
+class RemoteFeature:
+    feature: str  # lower case, as stored
+    provider: str  # lower case: self_hosted, vendored, disabled, unassigned
+    model_name: str | None
+    compatible_families: frozenset[str]  # upper case
+
+
+@dataclass(frozen=True)
+class RemoteUser:
+    username: str
+    id: str | None  # None: no such user
+    has_seat: bool
+
+
+@dataclass
+class RemoteState:
+    allowlist: list[str]
+    disabled_direct_code_suggestions: bool | None
+    duo_settings: dict[str, Any]
+    models: list[RemoteModel]
+    features: dict[str, RemoteFeature]
+    users: dict[str, RemoteUser] = field(default_factory=dict)
+
+
+def parse_version(text: str) -> tuple[int, int]:
+    parts = text.split("-")[0].split(".")
+    try:
+        return int(parts[0]), int(parts[1])
+    except (IndexError, ValueError):
+        return (0, 0)
+
+
+def split_allowlist(raw: str | None) -> list[str]:
+    """GitLab splits the raw allowlist on commas, semicolons and whitespace."""
+    if not raw:
+        return []
+    for sep in ",;\t\r\n":
+        raw = raw.replace(sep, " ")
+    return [entry for entry in raw.split(" ") if entry]
+
+
+# ---------------------------------------------------------------- operations
+
+PROBE_QUERY = """
+query DuoProbe {
+  metadata { version enterprise }
+  featureSettingInput: __type(name: "AiFeatureSettingUpdateInput") { inputFields { name } }
+  duoSettingsInput: __type(name: "DuoSettingsUpdateInput") { inputFields { name } }
+  duoSettingsType: __type(name: "DuoSettings") { fields(includeDeprecated: true) { name } }
+  acceptedModels: __type(name: "AiAcceptedSelfHostedModels") {
+    enumValues(includeDeprecated: true) { name }
+  }
+  features: __type(name: "AiFeatures") { enumValues(includeDeprecated: true) { name } }
+  addOnPurchases { id name purchasedQuantity assignedQuantity }
+}
+"""
+
+MODELS_FIELDS = "id name model endpoint identifier apiToken"
+
+FEATURES_QUERY_PART = """
+  aiFeatureSettings {
+    nodes { feature provider compatibleLlms selfHostedModel { id name } }
+  }
+"""
+
+SEAT_USER_PART = """
+  {alias}: selfManagedAddOnEligibleUsers(
+    addOnType: DUO_ENTERPRISE, addOnPurchaseIds: [$purchaseId], search: {search}, first: 20
+  ) {{
+    nodes {{ id username addOnAssignments(addOnPurchaseIds: [$purchaseId]) {{
+      nodes {{ addOnPurchase {{ name }} }}
+    }} }}
+  }}
+  {user_alias}: user(username: {search}) {{ id username }}
+"""
+
+CREATE_MODEL = """
+mutation CreateSelfHostedModel($input: AiSelfHostedModelCreateInput!) {
+  aiSelfHostedModelCreate(input: $input) {
+    selfHostedModel { id name model endpoint identifier }
+    errors
+  }
+}
+"""
+
+UPDATE_MODEL = """
+mutation UpdateSelfHostedModel($input: AiSelfHostedModelUpdateInput!) {
+  aiSelfHostedModelUpdate(input: $input) {
+    selfHostedModel { id name model endpoint identifier }
+    errors
+  }
+}
+"""
+
+DELETE_MODEL = """
+mutation DeleteSelfHostedModel($id: AiSelfHostedModelID!) {
+  aiSelfHostedModelDelete(input: { id: $id }) { errors }
+}
+"""
+
+FEATURES_UPDATE_BATCH = """
+mutation MapFeaturesToModel($input: AiFeatureSettingUpdateInput!) {
+  aiFeatureSettingUpdate(input: $input) {
+    aiFeatureSettings { feature provider selfHostedModel { id name } }
+    errors
+  }
+}
+"""
+
+FEATURE_UPDATE_LEGACY = """
+mutation MapFeatureToModel($input: AiFeatureSettingUpdateInput!) {
+  aiFeatureSettingUpdate(input: $input) {
+    aiFeatureSetting { feature provider selfHostedModel { id name } }
+    errors
+  }
+}
+"""
+
+DUO_SETTINGS_UPDATE = """
+mutation UpdateDuoSettings($input: DuoSettingsUpdateInput!) {
+  duoSettingsUpdate(input: $input) {
+    duoSettings { %s }
+    errors
+  }
+}
+"""
+
+ASSIGN_SEAT = """
+mutation AssignDuoSeat($addOnPurchaseId: GitlabSubscriptionsAddOnPurchaseID!, $userId: UserID!) {
+  userAddOnAssignmentCreate(input: { addOnPurchaseId: $addOnPurchaseId, userId: $userId }) {
+    addOnPurchase { id name purchasedQuantity assignedQuantity }
+    user { id username }
+    errors
+  }
+}
+"""
+
+DUO_SETTING_FIELDS = ("aiGatewayUrl", "aiGatewayTimeoutSeconds", "duoAgentPlatformServiceUrl")
+
+
+def _graphql_string(value: str) -> str:
+    """A GraphQL string literal (JSON string syntax is valid GraphQL)."""
+    import json
+
+    return json.dumps(value)
+
+
+# ---------------------------------------------------------------- client
+
+
+class GitLabClient:
+    """Reads and changes GitLab Duo Self-Hosted settings through python-gitlab."""
+
+    def __init__(self, url: str, token: str, ca_file: str | None = None) -> None:
+        self.url = url.rstrip("/")
+        verify: bool | str = ca_file or True
+        self._rest = gitlab.Gitlab(
+            self.url,
+            private_token=token,
+            ssl_verify=verify,
+            timeout=TIMEOUT_SECONDS,
+            retry_transient_errors=True,
+        )
+        self._gql = gitlab.GraphQL(
+            self.url,
+            token=token,
+            ssl_verify=verify,
+            timeout=TIMEOUT_SECONDS,
+            max_retries=MAX_RETRIES,
+            retry_transient_errors=True,
+        )
+        self.mutations = 0
+
+    def close(self) -> None:
+        self._gql.__exit__()
+        self._rest.session.close()
+
+    # ------------------------------------------------------------ transport
+
+    def _rest_call(self, what: str, call: Callable[[], T]) -> T:
+        try:
+            return call()
+        except gitlab.exceptions.GitlabAuthenticationError as exc:
+            raise GitLabError(_unauthorized(what)) from exc
+        except gitlab.exceptions.GitlabError as exc:
+            raise GitLabError(_http_failure(what, exc.response_code, exc.error_message)) from exc
+        except requests.exceptions.SSLError as exc:
+            raise GitLabError(_tls_failure(self.url, exc)) from exc
+        except requests.RequestException as exc:
+            raise GitLabError(_unreachable(self.url, exc)) from exc
+
+    def _graphql(
+        self, what: str, query: str, variables: dict[str, Any] | None = None, *, mutation: bool
+    ) -> dict[str, Any]:
+        request = GraphQLRequest(query, variable_values=variables)
+        attempt = 0
+        while True:
+            try:
+                # python-gitlab parses its argument with gql.gql(), which accepts a
+                # GraphQLRequest too: that is how variables reach the server.
+                result = self._gql.execute(cast(str, request))
+                if mutation:
+                    self.mutations += 1
+                return cast(dict[str, Any], result)
+            except TransportConnectionFailed as exc:
+                # A request that never reached GitLab is safe to repeat; a read is too.
+                never_sent = isinstance(exc.__cause__, httpx.ConnectError)
+                if (never_sent or not mutation) and attempt < MAX_RETRIES:
+                    time.sleep(0.2 * 2**attempt)
+                    attempt += 1
+                    continue
+                cause = exc.__cause__ or exc
+                if isinstance(cause, httpx.ConnectError) and "SSL" in str(cause):
+                    raise GitLabError(_tls_failure(self.url, cause)) from exc
+                raise GitLabError(_unreachable(self.url, cause)) from exc
+            except TransportQueryError as exc:
+                messages = [str(e.get("message", e)) for e in (exc.errors or [])] or [str(exc)]
+                raise GitLabError(
+                    f"{what}: GitLab answered with errors: {'; '.join(messages)}"
+                ) from None
+            except TransportProtocolError as exc:
+                raise GitLabError(
+                    f"{what}: {self.url}/api/graphql did not answer like GitLab's GraphQL API "
+                    f"({exc}). Check that the URL is the GitLab root URL."
+                ) from exc
+            except gitlab.exceptions.GitlabAuthenticationError as exc:
+                raise GitLabError(_unauthorized(what)) from exc
+            except gitlab.exceptions.GitlabHttpError as exc:
+                raise GitLabError(
+                    _http_failure(what, exc.response_code, exc.error_message)
+                ) from exc
+
+    # ------------------------------------------------------------ reads
+
+    def application_settings(self) -> dict[str, Any]:
+        """GET /application/settings; also proves the token is an admin's."""
+        return cast(
+            dict[str, Any],
+            self._rest_call(
+                "reading the application settings",
+                lambda: self._rest.http_get("/application/settings", max_retries=MAX_RETRIES),
+            ),
+        )
+
+    def probe(self) -> Capabilities:
+        data = self._graphql("detecting the GitLab version", PROBE_QUERY, mutation=False)
+        version = (data.get("metadata") or {}).get("version") or "unknown"
+        if parse_version(version) < MIN_VERSION or not data.get("duoSettingsInput"):
+            raise GitLabError(
+                f"GitLab {version} is too old for GitLab Duo Self-Hosted automation: "
+                f"version 17.9 or later is required. Upgrade GitLab, then run again."
+            )
+
+        def names(key: str, sub: str) -> frozenset[str]:
+            return frozenset(item["name"] for item in (data.get(key) or {}).get(sub) or [])
+
+        feature_inputs = names("featureSettingInput", "inputFields")
+        return Capabilities(
+            version=version,
+            batch_feature_update="features" in feature_inputs,
+            duo_settings_inputs=names("duoSettingsInput", "inputFields"),
+            duo_settings_fields=names("duoSettingsType", "fields"),
+            model_families=names("acceptedModels", "enumValues"),
+            features=frozenset(n.lower() for n in names("features", "enumValues")),
+            add_on_purchases=tuple(
+                AddOnPurchase(p["id"], p["name"], p["purchasedQuantity"], p["assignedQuantity"])
+                for p in data.get("addOnPurchases") or []
+            ),
+        )
+
+    def state(
+        self, caps: Capabilities, settings: dict[str, Any], seats: Iterable[str]
+    ) -> RemoteState:
+        """Everything the reconciler compares, in one GraphQL request."""
+        settings_fields = [f for f in DUO_SETTING_FIELDS if f in caps.duo_settings_fields]
+        purchase = caps.purchase(DUO_ENTERPRISE)
+        seat_list = list(seats) if purchase else []
+        parts = [
+            f"  duoSettings {{ {' '.join(settings_fields)} }}",
+            f"  aiSelfHostedModels(first: 100) {{ nodes {{ {MODELS_FIELDS} }} "
+            f"pageInfo {{ hasNextPage }} }}",
+            FEATURES_QUERY_PART,
+        ]
+        for i, username in enumerate(seat_list):
+            parts.append(
+                SEAT_USER_PART.format(
+                    alias=f"seat{i}", user_alias=f"user{i}", search=_graphql_string(username)
+                )
+            )
+        header = (
+            "query DuoState($purchaseId: GitlabSubscriptionsAddOnPurchaseID!)"
+            if seat_list
+            else "query DuoState"
+        )
+        variables = {"purchaseId": purchase.id} if seat_list and purchase else None
+        data = self._graphql(
+            "reading the GitLab Duo configuration",
+            header + " {\n" + "\n".join(parts) + "\n}",
+            variables,
+            mutation=False,
+        )
+        connection = data.get("aiSelfHostedModels")
+        if connection is None:
+            raise GitLabError(
+                "GitLab does not let this token manage self-hosted models "
+                "(aiSelfHostedModels is null). The token must belong to an administrator, "
+                "and the instance needs an active GitLab Duo Enterprise add-on: check "
+                "Admin > Subscription and synchronize the subscription."
+            )
+        if connection.get("pageInfo", {}).get("hasNextPage"):
+            raise GitLabError("more than 100 self-hosted models exist; this tool handles 100")
+        models = [
+            RemoteModel(
+                id=n["id"],
+                name=n["name"],
+                family=n["model"].upper(),
+                endpoint=n["endpoint"],
+                identifier=n.get("identifier") or "",
+                api_token=n.get("apiToken"),
+            )
+            for n in connection.get("nodes") or []
+        ]
+        features = {}
+        for node in (data.get("aiFeatureSettings") or {}).get("nodes") or []:
+            model = node.get("selfHostedModel")
+            features[node["feature"]] = RemoteFeature(
+                feature=node["feature"],
+                provider=node["provider"],
+                model_name=model["name"] if model else None,
+                compatible_families=frozenset(c.upper() for c in node.get("compatibleLlms") or []),
+            )
+        users = {}
+        for i, username in enumerate(seat_list):
+            user = data.get(f"user{i}")
+            holders = [
+                n
+                for n in (data.get(f"seat{i}") or {}).get("nodes") or []
+                if n["username"] == username
+            ]
+            has_seat = any(
+                a["addOnPurchase"]["name"] == DUO_ENTERPRISE
+                for h in holders
+                for a in (h.get("addOnAssignments") or {}).get("nodes") or []
+            )
+            users[username] = RemoteUser(username, user["id"] if user else None, has_seat)
+        return RemoteState(
+            allowlist=split_allowlist(settings.get("outbound_local_requests_allowlist_raw")),
+            disabled_direct_code_suggestions=settings.get("disabled_direct_code_suggestions"),
+            duo_settings=data.get("duoSettings") or {},
+            models=models,
+            features=features,
+            users=users,
+        )
+
+    # ------------------------------------------------------------ changes
+
+    def update_application_settings(self, changes: dict[str, Any]) -> None:
+        self.mutations += 1
+        self._rest_call(
+            "updating the application settings",
+            lambda: self._rest.http_put(
+                "/application/settings", post_data=changes, max_retries=MAX_RETRIES
+            ),
+        )
+
+    def update_duo_settings(self, values: dict[str, Any]) -> None:
+        fields = " ".join(values) or "updatedAt"
+        data = self._graphql(
+            "updating the GitLab Duo settings",
+            DUO_SETTINGS_UPDATE % fields,
+            {"input": values},
+            mutation=True,
+        )
+        _raise_payload_errors("GitLab Duo settings", data["duoSettingsUpdate"])
+
+    def create_model(self, values: dict[str, Any]) -> str:
+        data = self._graphql(
+            f"creating self-hosted model {values['name']!r}",
+            CREATE_MODEL,
+            {"input": values},
+            mutation=True,
+        )
+        payload = data["aiSelfHostedModelCreate"]
+        _raise_payload_errors(f"self-hosted model {values['name']!r}", payload)
+        return cast(str, payload["selfHostedModel"]["id"])
+
+    def update_model(self, model_id: str, values: dict[str, Any]) -> None:
+        data = self._graphql(
+            f"updating self-hosted model {values['name']!r}",
+            UPDATE_MODEL,
+            {"input": {"id": model_id, **values}},
+            mutation=True,
+        )
+        _raise_payload_errors(
+            f"self-hosted model {values['name']!r}", data["aiSelfHostedModelUpdate"]
+        )
+
+    def delete_model(self, model_id: str, name: str) -> None:
+        data = self._graphql(
+            f"deleting self-hosted model {name!r}", DELETE_MODEL, {"id": model_id}, mutation=True
+        )
+        _raise_payload_errors(f"self-hosted model {name!r}", data["aiSelfHostedModelDelete"])
+
+    def update_features(
+        self, caps: Capabilities, features: list[str], provider: str, model_id: str | None
+    ) -> None:
+        base: dict[str, Any] = {"provider": provider.upper()}
+        if model_id:
+            base["aiSelfHostedModelId"] = model_id
+        if caps.batch_feature_update:
+            data = self._graphql(
+                f"mapping {', '.join(features)}",
+                FEATURES_UPDATE_BATCH,
+                {"input": {"features": [f.upper() for f in features], **base}},
+                mutation=True,
+            )
+            _raise_payload_errors(
+                f"feature(s) {', '.join(features)}", data["aiFeatureSettingUpdate"]
+            )
+            return
+        for feature in features:  # GitLab 17.9: one feature per call
+            data = self._graphql(
+                f"mapping {feature}",
+                FEATURE_UPDATE_LEGACY,
+                {"input": {"feature": feature.upper(), **base}},
+                mutation=True,
+            )
+            _raise_payload_errors(f"feature {feature}", data["aiFeatureSettingUpdate"])
+
+    def assign_seat(self, purchase_id: str, user_id: str, username: str) -> None:
+        data = self._graphql(
+            f"assigning a GitLab Duo Enterprise seat to {username}",
+            ASSIGN_SEAT,
+            {"addOnPurchaseId": purchase_id, "userId": user_id},
+            mutation=True,
+        )
+        _raise_payload_errors(f"seat for {username}", data["userAddOnAssignmentCreate"])
+
+
+# ---------------------------------------------------------------- messages
+
+
+def _raise_payload_errors(subject: str, payload: dict[str, Any] | None) -> None:
+    errors = (payload or {}).get("errors") or []
+    if errors:
+        raise GitLabError(f"{subject}: GitLab refused the change: {'; '.join(errors)}")
+
+
+def _unauthorized(what: str) -> str:
+    return (
+        f"{what}: GitLab rejected the token (HTTP 401). The token is invalid, expired or "
+        f"revoked, or lacks the `api` scope. Create a personal access token for an "
+        f"administrator with the `api` scope and pass it with --token-file or GITLAB_TOKEN."
+    )
+
+
+def _http_failure(what: str, code: int | None, message: Any) -> str:
+    if code == 403:
+        return (
+            f"{what}: permission denied (HTTP 403). An administrator's token is needed; "
+            f"when Admin Mode is on, the token also needs the `admin_mode` scope."
+        )
+    if code == 404:
+        return (
+            f"{what}: not found (HTTP 404). Check that the GitLab URL is the instance's root URL."
+        )
+    text = message.decode() if isinstance(message, bytes) else str(message)
+    return f"{what}: GitLab answered HTTP {code}: {text[:300]}"
+
+
+def _unreachable(url: str, exc: BaseException) -> str:
+    return (
+        f"cannot reach GitLab at {url}: {exc.__class__.__name__}: {exc}. Check the URL "
+        f"(--gitlab-url, gitlab.url, GITLAB_URL), DNS and the firewall."
+    )
+
+
+def _tls_failure(url: str, exc: BaseException) -> str:
+    return (
+        f"TLS verification failed for {url}: {exc}. If GitLab uses a private CA, pass its "
+        f"certificate with --ca-file."
+    )
