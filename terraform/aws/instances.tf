@@ -1,0 +1,93 @@
+# The three VMs: Ubuntu 24.04, encrypted gp3 root disks, IMDSv2 only.
+
+data "aws_ami" "ubuntu" {
+  most_recent = true
+  owners      = ["099720109477"] # Canonical
+
+  filter {
+    name   = "name"
+    values = ["ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-*"]
+  }
+
+  filter {
+    name   = "virtualization-type"
+    values = ["hvm"]
+  }
+}
+
+resource "aws_key_pair" "admin" {
+  key_name   = "${var.prefix}-admin"
+  public_key = trimspace(var.ssh_public_key)
+
+  tags = { Name = "${var.prefix}-admin", duo_role = "shared" }
+}
+
+resource "aws_instance" "vm" {
+  #checkov:skip=CKV_AWS_126:Basic five-minute CloudWatch metrics suffice for three VMs; detailed monitoring is billed per instance.
+  #checkov:skip=CKV2_AWS_41:The VMs call no AWS API, so an instance profile would only hand out credentials nobody uses.
+  for_each = local.vms
+
+  ami                    = data.aws_ami.ubuntu.id
+  instance_type          = each.value.instance_type
+  subnet_id              = each.value.subnet_id
+  vpc_security_group_ids = [each.value.sg_id]
+  key_name               = aws_key_pair.admin.key_name
+  ebs_optimized          = true
+  # GitLab's public address is its Elastic IP; the others have none.
+  associate_public_ip_address = false
+
+  metadata_options {
+    http_endpoint               = "enabled"
+    http_tokens                 = "required"
+    http_put_response_hop_limit = 1
+  }
+
+  root_block_device {
+    volume_type           = "gp3"
+    volume_size           = each.value.disk_gb
+    encrypted             = true
+    kms_key_id            = var.ebs_kms_key_id
+    delete_on_termination = true
+
+    tags = { Name = "${each.value.name}-root", duo_role = each.key }
+  }
+
+  tags = { Name = each.value.name, duo_role = each.key }
+
+  lifecycle {
+    # A newer Ubuntu image must not rebuild a running VM; rebuild on purpose with -replace.
+    ignore_changes = [ami]
+
+    precondition {
+      condition     = data.aws_ami.ubuntu.id != ""
+      error_message = "No Ubuntu 24.04 image from Canonical was found in ${var.region}."
+    }
+  }
+}
+
+resource "aws_eip" "gitlab" {
+  domain = "vpc"
+
+  tags = { Name = "${var.prefix}-gitlab", duo_role = "gitlab" }
+
+  depends_on = [aws_internet_gateway.main]
+}
+
+resource "aws_eip_association" "gitlab" {
+  allocation_id = aws_eip.gitlab.id
+  instance_id   = aws_instance.vm["gitlab"].id
+}
+
+# Warn (without blocking) when the account cannot run the GPU VM: new accounts
+# start with a quota of 0 vCPUs for G instances.
+check "gpu_quota" {
+  data "aws_servicequotas_service_quota" "gpu_vcpus" {
+    service_code = "ec2"
+    quota_code   = "L-DB2E81BA"
+  }
+
+  assert {
+    condition     = data.aws_servicequotas_service_quota.gpu_vcpus.value >= 4
+    error_message = "The quota \"Running On-Demand G and VT instances\" (L-DB2E81BA) in ${var.region} is ${data.aws_servicequotas_service_quota.gpu_vcpus.value} vCPUs; ${var.ollama_instance_type} needs at least 4. Request more: aws service-quotas request-service-quota-increase --service-code ec2 --quota-code L-DB2E81BA --desired-value 4 --region ${var.region}"
+  }
+}

@@ -1,0 +1,31 @@
+# Values the mocked aws provider returns; shared by every test file.
+
+mock_data "aws_ami" {
+  defaults = {
+    id = "ami-0123456789abcdef0"
+  }
+}
+
+mock_data "aws_ec2_instance_type_offerings" {
+  defaults = {
+    locations = ["us-east-1a", "us-east-1b", "us-east-1c"]
+  }
+}
+
+mock_data "aws_servicequotas_service_quota" {
+  defaults = {
+    value = 64
+  }
+}
+
+mock_resource "aws_eip" {
+  defaults = {
+    public_ip = "203.0.113.10"
+  }
+}
+
+mock_resource "aws_instance" {
+  defaults = {
+    private_ip = "10.0.2.10"
+  }
+}

@@ -1,0 +1,222 @@
+# Required inputs: no defaults, so a plan cannot start without a deliberate choice.
+
+variable "gitlab_domain" {
+  description = "Fully qualified host name GitLab is served on (for example gitlab.example.com). Let's Encrypt issues the certificate for it, so it must resolve to the GitLab Elastic IP."
+  type        = string
+
+  validation {
+    condition     = can(regex("^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$", var.gitlab_domain)) && length(var.gitlab_domain) <= 253
+    error_message = "gitlab_domain must be a lower-case fully qualified host name such as gitlab.example.com (no scheme, no port, no trailing dot)."
+  }
+}
+
+variable "admin_cidrs" {
+  description = "IPv4 CIDR blocks allowed to reach the GitLab VM on SSH (22), for example [\"198.51.100.7/32\"]. The gateway and Ollama VMs are reached through the GitLab VM (SSH ProxyJump). 0.0.0.0/0 is refused."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.admin_cidrs) > 0
+    error_message = "admin_cidrs must list at least one IPv4 CIDR block (your workstation's public address as x.x.x.x/32)."
+  }
+
+  validation {
+    condition     = alltrue([for c in var.admin_cidrs : can(cidrnetmask(c))])
+    error_message = "Every admin_cidrs entry must be an IPv4 CIDR block such as 198.51.100.7/32."
+  }
+
+  validation {
+    condition     = alltrue([for c in var.admin_cidrs : try(cidrnetmask(c), "invalid") != "0.0.0.0"])
+    error_message = "admin_cidrs must not contain 0.0.0.0/0 (or any /0): SSH would be open to the whole internet. Use your own address, for example 198.51.100.7/32."
+  }
+}
+
+variable "ssh_public_key" {
+  description = "OpenSSH public key (one line) installed for the ubuntu user on the three VMs."
+  type        = string
+
+  validation {
+    condition     = can(regex("^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh.com|sk-ecdsa-sha2-nistp256@openssh.com) [A-Za-z0-9+/=]+( .*)?$", trimspace(var.ssh_public_key)))
+    error_message = "ssh_public_key must be one OpenSSH public key line (ssh-ed25519 AAAA... comment), not a private key or a file path."
+  }
+}
+
+# Optional inputs.
+
+variable "route53_zone_id" {
+  description = "ID of a Route 53 hosted zone that holds gitlab_domain. When set, the A record gitlab_domain -> Elastic IP is created; when null, the output dns_record_needed says which record to create by hand."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.route53_zone_id == null || can(regex("^Z[A-Z0-9]{4,32}$", coalesce(var.route53_zone_id, "Z0000")))
+    error_message = "route53_zone_id must be a hosted zone ID such as Z0123456789ABCDEFGHIJ, or null."
+  }
+}
+
+variable "region" {
+  description = "AWS region of the deployment."
+  type        = string
+  default     = "us-east-1"
+
+  validation {
+    condition     = can(regex("^[a-z]{2}(-[a-z]+)+-[0-9]$", var.region))
+    error_message = "region must be an AWS region name such as us-east-1."
+  }
+}
+
+variable "availability_zone" {
+  description = "Availability zone of the three VMs. Null picks the first zone (sorted by name) where all three instance types are offered; a zone given here must offer all three."
+  type        = string
+  default     = null
+}
+
+variable "prefix" {
+  description = "Prefix of every resource name and value of the duo_prefix tag; lets several deployments share an account."
+  type        = string
+  default     = "duo"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{0,15}$", var.prefix))
+    error_message = "prefix must start with a lower-case letter and hold at most 16 lower-case letters, digits or hyphens."
+  }
+}
+
+variable "vpc_cidr" {
+  description = "IPv4 CIDR block of the VPC."
+  type        = string
+  default     = "10.0.0.0/16"
+
+  validation {
+    condition     = can(cidrnetmask(var.vpc_cidr))
+    error_message = "vpc_cidr must be an IPv4 CIDR block such as 10.0.0.0/16."
+  }
+}
+
+variable "public_subnet_cidr" {
+  description = "IPv4 CIDR block of the public subnet (GitLab VM, NAT gateway); inside vpc_cidr."
+  type        = string
+  default     = "10.0.1.0/24"
+
+  validation {
+    condition     = can(cidrnetmask(var.public_subnet_cidr))
+    error_message = "public_subnet_cidr must be an IPv4 CIDR block such as 10.0.1.0/24."
+  }
+}
+
+variable "private_subnet_cidr" {
+  description = "IPv4 CIDR block of the private subnet (AI gateway and Ollama VMs); inside vpc_cidr."
+  type        = string
+  default     = "10.0.2.0/24"
+
+  validation {
+    condition     = can(cidrnetmask(var.private_subnet_cidr))
+    error_message = "private_subnet_cidr must be an IPv4 CIDR block such as 10.0.2.0/24."
+  }
+}
+
+variable "gitlab_instance_type" {
+  description = "Instance type of the GitLab VM. The reference sizing names \"c6xlarge\", which does not exist; c6i.xlarge is the nearest real type (compute optimized, 6th generation, 4 vCPU, 8 GiB: GitLab's minimum for up to 20 requests per second). Use m6i.xlarge (16 GiB) to match Google Cloud's c2-standard-4 memory."
+  type        = string
+  default     = "c6i.xlarge"
+}
+
+variable "gateway_instance_type" {
+  description = "Instance type of the AI gateway VM (t2.medium class: 2 vCPU, 4 GiB). t3.medium is the current generation of t2.medium, cheaper and EBS optimized."
+  type        = string
+  default     = "t3.medium"
+}
+
+variable "ollama_instance_type" {
+  description = "Instance type of the Ollama VM; needs an NVIDIA GPU (g4dn.xlarge: one T4 with 16 GiB, 4 vCPU). Running it needs a quota of at least 4 vCPUs for \"Running On-Demand G and VT instances\" (L-DB2E81BA)."
+  type        = string
+  default     = "g4dn.xlarge"
+}
+
+variable "gitlab_disk_gb" {
+  description = "Root disk size of the GitLab VM in GB (gp3, encrypted)."
+  type        = number
+  default     = 50
+
+  validation {
+    condition     = var.gitlab_disk_gb >= 30 && var.gitlab_disk_gb <= 16384
+    error_message = "gitlab_disk_gb must be between 30 and 16384: GitLab alone needs about 20 GB."
+  }
+}
+
+variable "gateway_disk_gb" {
+  description = "Root disk size of the AI gateway VM in GB (gp3, encrypted)."
+  type        = number
+  default     = 20
+
+  validation {
+    condition     = var.gateway_disk_gb >= 10 && var.gateway_disk_gb <= 16384
+    error_message = "gateway_disk_gb must be between 10 and 16384: the gateway image alone takes several GB."
+  }
+}
+
+variable "ollama_disk_gb" {
+  description = "Root disk size of the Ollama VM in GB (gp3, encrypted); holds the NVIDIA driver and the models."
+  type        = number
+  default     = 50
+
+  validation {
+    condition     = var.ollama_disk_gb >= 30 && var.ollama_disk_gb <= 16384
+    error_message = "ollama_disk_gb must be between 30 and 16384: driver plus a 7B model need about 15 GB."
+  }
+}
+
+variable "ebs_kms_key_id" {
+  description = "ARN of a KMS key for the root disks; null uses the account's default EBS key (disks are encrypted either way)."
+  type        = string
+  default     = null
+}
+
+variable "gateway_port" {
+  description = "HTTP port of the AI gateway, reached from the GitLab VM only."
+  type        = number
+  default     = 5052
+
+  validation {
+    condition     = var.gateway_port >= 1024 && var.gateway_port <= 65535 && floor(var.gateway_port) == var.gateway_port
+    error_message = "gateway_port must be an unprivileged TCP port (1024-65535)."
+  }
+}
+
+variable "gateway_grpc_port" {
+  description = "gRPC port of the AI gateway's agent platform (Duo Workflow Service), reached from the GitLab VM only."
+  type        = number
+  default     = 50052
+
+  validation {
+    condition     = var.gateway_grpc_port >= 1024 && var.gateway_grpc_port <= 65535 && floor(var.gateway_grpc_port) == var.gateway_grpc_port
+    error_message = "gateway_grpc_port must be an unprivileged TCP port (1024-65535)."
+  }
+}
+
+variable "ollama_port" {
+  description = "HTTP port of the Ollama API, reached from the AI gateway VM only."
+  type        = number
+  default     = 11434
+
+  validation {
+    condition     = var.ollama_port >= 1024 && var.ollama_port <= 65535 && floor(var.ollama_port) == var.ollama_port
+    error_message = "ollama_port must be an unprivileged TCP port (1024-65535)."
+  }
+}
+
+variable "egress_ports" {
+  description = "TCP ports the three VMs may open to the internet (through the NAT gateway for the private ones): 80 for Ubuntu's archive, 443 for packages, container images, models and Let's Encrypt."
+  type        = list(number)
+  default     = [80, 443]
+
+  validation {
+    condition     = alltrue([for p in var.egress_ports : p >= 1 && p <= 65535 && floor(p) == p])
+    error_message = "egress_ports must hold TCP port numbers (1-65535)."
+  }
+}
+
+variable "extra_tags" {
+  description = "Additional tags for every resource (cost center, owner...). The tags Name, duo_prefix and duo_role are always set."
+  type        = map(string)
+  default     = {}
+}
