@@ -44,3 +44,18 @@ output "dns_record_needed" {
   description = "The DNS record to create by hand before deploying GitLab, as a zone-file line; empty when Route 53 manages it (route53_zone_id set)."
   value       = var.route53_zone_id == null ? "${var.gitlab_domain}. 300 IN A ${aws_eip.gitlab.public_ip}" : ""
 }
+
+output "gateway_port" {
+  description = "HTTP port of the AI gateway."
+  value       = var.gateway_port
+}
+
+output "gateway_grpc_port" {
+  description = "gRPC port of the AI gateway's agent platform."
+  value       = var.gateway_grpc_port
+}
+
+output "ollama_port" {
+  description = "HTTP port of the Ollama API."
+  value       = var.ollama_port
+}

@@ -1,0 +1,61 @@
+# Same names on every cloud; `duoctl inventory gcp` turns them into the Ansible inventory.
+
+output "cloud" {
+  description = "Cloud of this deployment."
+  value       = "gcp"
+}
+
+output "gitlab_public_ip" {
+  description = "Static external address of the GitLab VM (the only public address)."
+  value       = google_compute_address.gitlab.address
+}
+
+output "gitlab_private_ip" {
+  description = "Private IP of the GitLab VM."
+  value       = google_compute_instance.vm["gitlab"].network_interface[0].network_ip
+}
+
+output "gateway_private_ip" {
+  description = "Private IP of the AI gateway VM."
+  value       = google_compute_instance.vm["ai_gateway"].network_interface[0].network_ip
+}
+
+output "ollama_private_ip" {
+  description = "Private IP of the Ollama VM."
+  value       = google_compute_instance.vm["ollama"].network_interface[0].network_ip
+}
+
+output "gitlab_domain" {
+  description = "Host name GitLab is served on."
+  value       = var.gitlab_domain
+}
+
+output "gitlab_url" {
+  description = "External URL of GitLab."
+  value       = "https://${var.gitlab_domain}"
+}
+
+output "ssh_user" {
+  description = "SSH login user on the three VMs."
+  value       = var.ssh_user
+}
+
+output "dns_record_needed" {
+  description = "The DNS record to create by hand before deploying GitLab, as a zone-file line; empty when Cloud DNS manages it (dns_managed_zone set)."
+  value       = var.dns_managed_zone == null ? "${var.gitlab_domain}. 300 IN A ${google_compute_address.gitlab.address}" : ""
+}
+
+output "gateway_port" {
+  description = "HTTP port of the AI gateway."
+  value       = var.gateway_port
+}
+
+output "gateway_grpc_port" {
+  description = "gRPC port of the AI gateway's agent platform."
+  value       = var.gateway_grpc_port
+}
+
+output "ollama_port" {
+  description = "HTTP port of the Ollama API."
+  value       = var.ollama_port
+}
