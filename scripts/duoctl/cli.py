@@ -40,11 +40,106 @@ def _run_configure(args: argparse.Namespace) -> int:
     return configure.main(args)
 
 
+def _add_deploy_inputs(p: argparse.ArgumentParser) -> None:
+    """The options preflight, deploy and destroy share (saved in .deploy/<cloud>/settings.yml)."""
+    p.add_argument("--region", help="AWS region or Google Cloud region (e.g. us-east-1)")
+    p.add_argument("--zone", help="availability zone / zone (default: the first that fits)")
+    p.add_argument("--project", help="Google Cloud project ID")
+    p.add_argument("--ssh-key", dest="ssh_public_key_file", help="SSH public key file")
+    p.add_argument("--admin-cidr", help="network allowed to SSH (default: your public IP/32)")
+    p.add_argument("--domain", help="GitLab host name (default: gitlab.<public ip>.sslip.io)")
+    p.add_argument(
+        "--managed-zone", help="Route 53 hosted zone ID / Cloud DNS zone holding --domain"
+    )
+    p.add_argument(
+        "--no-letsencrypt",
+        dest="letsencrypt",
+        action="store_const",
+        const=False,
+        help="do not request a Let's Encrypt certificate (and do not wait for DNS)",
+    )
+    p.add_argument("--prefix", help="name prefix of every cloud resource (default: duo)")
+    p.add_argument("--deploy-dir", default=".deploy", help="state, logs, secrets (.deploy)")
+
+
+def _add_preflight(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "preflight", help="Check credentials, quotas, zones, SSH key and network inputs"
+    )
+    p.add_argument("cloud", choices=["aws", "gcp"])
+    _add_deploy_inputs(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_run_preflight)
+
+
+def _run_preflight(args: argparse.Namespace) -> int:
+    from duoctl import deploy
+
+    return deploy.preflight_main(args)
+
+
+def _add_deploy(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "deploy",
+        help="Deploy end to end (preflight, terraform, inventory, ansible, verify), resumable",
+    )
+    p.add_argument("cloud", choices=["aws", "gcp", "hosts"])
+    _add_deploy_inputs(p)
+    p.add_argument("--inventory", help="inventory of your own three hosts (deploy hosts)")
+    p.add_argument("--from", dest="from_step", metavar="STEP", help="restart from this step")
+    p.set_defaults(func=_run_deploy)
+
+
+def _run_deploy(args: argparse.Namespace) -> int:
+    from duoctl import deploy
+
+    return deploy.deploy_main(args)
+
+
+def _add_destroy(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("destroy", help="Destroy a cloud deployment (terraform destroy)")
+    p.add_argument("cloud", choices=["aws", "gcp"])
+    _add_deploy_inputs(p)
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    p.set_defaults(func=_run_destroy)
+
+
+def _run_destroy(args: argparse.Namespace) -> int:
+    from duoctl import deploy
+
+    return deploy.destroy_main(args)
+
+
+def _add_inventory(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "inventory",
+        help="Write the Ansible inventory from the Terraform outputs of terraform/<cloud>",
+    )
+    p.add_argument("cloud", choices=["aws", "gcp"])
+    p.add_argument(
+        "--from-json",
+        metavar="FILE",
+        help="saved `terraform output -json` instead of reading terraform/<cloud>",
+    )
+    p.add_argument("--output", metavar="PATH", help="default: inventory/<cloud>.yml in the repo")
+    p.set_defaults(func=_run_inventory)
+
+
+def _run_inventory(args: argparse.Namespace) -> int:
+    from duoctl import inventory
+
+    return inventory.main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="duoctl", description=__doc__)
     parser.add_argument("--version", action="version", version=f"duoctl {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_configure(sub)
+    _add_inventory(sub)
+    _add_preflight(sub)
+    _add_deploy(sub)
+    _add_destroy(sub)
     return parser
 
 

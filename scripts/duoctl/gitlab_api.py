@@ -26,6 +26,11 @@ MIN_VERSION = (17, 9)
 MAX_RETRIES = 5
 TIMEOUT_SECONDS = 30.0
 DUO_ENTERPRISE = "DUO_ENTERPRISE"
+LICENSE_FIX = (
+    "The license lacks GitLab Duo Enterprise: no DUO_ENTERPRISE add-on purchase is active. "
+    "Activate or upload a license that includes GitLab Duo Enterprise (Admin > Subscription), "
+    "synchronize the subscription, then run again."
+)
 
 # Introduced-in versions of the optional duoSettingsUpdate arguments, for warnings.
 DUO_SETTING_SINCE = {
@@ -378,6 +383,8 @@ class GitLabClient:
             mutation=False,
         )
         connection = data.get("aiSelfHostedModels")
+        if connection is None and purchase is None:
+            raise GitLabError(LICENSE_FIX)
         if connection is None:
             raise GitLabError(
                 "GitLab does not let this token manage self-hosted models "

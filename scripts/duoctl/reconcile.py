@@ -15,6 +15,7 @@ from duoctl.config import DISABLED, VENDORED, DuoConfig, is_private_host
 from duoctl.gitlab_api import (
     DUO_ENTERPRISE,
     DUO_SETTING_SINCE,
+    LICENSE_FIX,
     Capabilities,
     GitLabClient,
     RemoteModel,
@@ -22,11 +23,6 @@ from duoctl.gitlab_api import (
 )
 
 SELF_HOSTED = "self_hosted"
-LICENSE_FIX = (
-    "The license lacks GitLab Duo Enterprise: no DUO_ENTERPRISE add-on purchase is active. "
-    "Activate or upload a license that includes GitLab Duo Enterprise (Admin > Subscription), "
-    "synchronize the subscription, then run again."
-)
 
 
 @dataclass

@@ -1,0 +1,410 @@
+"""Test double of the GitLab EE API used by `duoctl configure`, on loopback.
+
+Stands in for: a GitLab Self-Managed instance (17.9 to 18.x) with a GitLab Duo
+Enterprise license. Contract followed: `/api/graphql` executes every document with
+graphql-core against GitLab's real schema (shared/reference/gitlab-graphql/, chosen by
+version), so a document GitLab would reject fails here too and is recorded in
+`invalid_documents`; the REST endpoints `/api/v4/version` and `/api/v4/application/settings`
+answer like GitLab (admin token required, 401/403 bodies as GitLab sends them).
+Every request is logged so tests can count requests and mutations.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from graphql import GraphQLError, OperationType, graphql_sync, parse, validate
+from graphql.error import GraphQLSyntaxError
+
+from .instance import (
+    FEATURES,
+    MODEL_GID,
+    NOT_ALLOWED,
+    PURCHASE_GID,
+    USER_GID,
+    Instance,
+    Model,
+)
+from .schema import schema_for
+
+ADMIN_TOKEN = "glpat-admin-0123456789abcdef"
+USER_TOKEN = "glpat-user-0123456789abcdef"
+
+
+@dataclass
+class Logged:
+    method: str
+    path: str
+    operation: str  # "query", "mutation", or "" for REST
+    name: str  # GraphQL operation name or REST path
+
+    @property
+    def is_write(self) -> bool:
+        rest_write = self.operation == "" and self.method in ("PUT", "POST", "DELETE")
+        return self.operation == "mutation" or rest_write
+
+
+class GitLabDouble:
+    """A running double; use `gitlab_double()` to start one."""
+
+    def __init__(self, version: str = "18.9.0-ee") -> None:
+        self.instance = Instance(version=version)
+        self.tokens = {ADMIN_TOKEN: True, USER_TOKEN: False}  # token -> is admin
+        self.log: list[Logged] = []
+        self.invalid_documents: list[str] = []
+        self.fail_next: list[int] = []  # HTTP status codes to answer the next requests with
+        self.url = ""
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------ counters
+
+    @property
+    def requests(self) -> int:
+        return len(self.log)
+
+    @property
+    def writes(self) -> int:
+        return sum(1 for entry in self.log if entry.is_write)
+
+    def reset_log(self) -> None:
+        self.log.clear()
+
+    # ------------------------------------------------------------ GraphQL
+
+    def graphql(self, body: dict[str, Any], admin: bool) -> dict[str, Any]:
+        schema = schema_for(self.instance.version)
+        query = body.get("query") or ""
+        try:
+            document = parse(query)
+        except GraphQLSyntaxError as exc:
+            self.invalid_documents.append(f"{exc.message}\n{query}")
+            return {"errors": [{"message": exc.message}]}
+        problems = validate(schema, document)
+        operation = next(
+            (d for d in document.definitions if hasattr(d, "operation")), None
+        )
+        kind = operation.operation if operation is not None else OperationType.QUERY
+        name = operation.name.value if operation is not None and operation.name else ""
+        self.log[-1].operation = kind.value
+        self.log[-1].name = name
+        if problems:
+            self.invalid_documents.append("; ".join(p.message for p in problems) + "\n" + query)
+            return {"errors": [{"message": p.message} for p in problems]}
+        root = Resolvers(self.instance, admin).root(kind)
+        with self._lock:
+            result = graphql_sync(
+                schema,
+                query,
+                root_value=root,
+                variable_values=body.get("variables"),
+                operation_name=body.get("operationName"),
+            )
+        if result.errors:
+            for error in result.errors:
+                if error.message != NOT_ALLOWED and not error.path:
+                    self.invalid_documents.append(f"{error.message}\n{query}")
+        return result.formatted
+
+
+class Resolvers:
+    """Root values for one GraphQL request, for an admin or a plain user."""
+
+    def __init__(self, instance: Instance, admin: bool) -> None:
+        self.gl = instance
+        self.admin = admin
+
+    def root(self, kind: OperationType) -> dict[str, Any]:
+        if kind == OperationType.MUTATION:
+            return {
+                "aiSelfHostedModelCreate": self.create_model,
+                "aiSelfHostedModelUpdate": self.update_model,
+                "aiSelfHostedModelDelete": self.delete_model,
+                "aiFeatureSettingUpdate": self.update_features,
+                "duoSettingsUpdate": self.update_duo_settings,
+                "userAddOnAssignmentCreate": self.assign_seat,
+            }
+        gl = self.gl
+        return {
+            "metadata": {"version": gl.version, "enterprise": True, "revision": "0123abcd"},
+            "duoSettings": (lambda info: dict(gl.duo, updatedAt="2026-11-22T12:00:00Z"))
+            if self.admin
+            else None,
+            "aiSelfHostedModels": self.list_models,
+            "aiFeatureSettings": self.list_features,
+            "addOnPurchases": (lambda info, **_: [gl.purchase_view()])
+            if gl.duo_enterprise_seats is not None
+            else (lambda info, **_: []),
+            "user": self.user,
+            "selfManagedAddOnEligibleUsers": self.eligible_users,
+        }
+
+    # ------------------------------------------------------------ queries
+
+    def _can_manage(self) -> bool:
+        return self.admin and self.gl.duo_enterprise_seats is not None
+
+    def list_models(self, info: Any, **args: Any) -> dict[str, Any] | None:
+        if not self._can_manage():
+            return None
+        models = list(self.gl.models.values())
+        if args.get("id"):
+            models = [m for m in models if MODEL_GID.format(m.id) == args["id"]]
+        nodes = [self.gl.model_view(m) for m in models]
+        return {
+            "nodes": nodes,
+            "edges": [{"cursor": str(i), "node": n} for i, n in enumerate(nodes)],
+            "pageInfo": {"hasNextPage": False, "hasPreviousPage": False, "endCursor": None},
+        }
+
+    def list_features(self, info: Any, **_: Any) -> dict[str, Any] | None:
+        if not self._can_manage():
+            return None
+        nodes = [self.gl.feature_view(f) for f in FEATURES]
+        return {"nodes": nodes, "pageInfo": {"hasNextPage": False, "hasPreviousPage": False}}
+
+    def user(self, info: Any, username: str | None = None, **_: Any) -> dict[str, Any] | None:
+        user = self.gl.users.get(username or "")
+        if user is None:
+            return None
+        return {"id": USER_GID.format(user.id), "username": user.username, "name": user.username}
+
+    def eligible_users(self, info: Any, **args: Any) -> dict[str, Any] | None:
+        if not self.admin:
+            return None
+        search = args.get("search") or ""
+        users = [u for u in self.gl.users.values() if search in u.username]
+        nodes = [self.gl.add_on_user_view(u) for u in users]
+        return {"nodes": nodes, "pageInfo": {"hasNextPage": False, "hasPreviousPage": False}}
+
+    # ------------------------------------------------------------ mutations
+
+    def _authorize(self) -> None:
+        if not self._can_manage():
+            raise GraphQLError(NOT_ALLOWED)
+
+    def create_model(self, info: Any, input: dict[str, Any]) -> dict[str, Any]:  # noqa: A002
+        self._authorize()
+        values = _model_input(input)
+        errors = self.gl.mutation_errors.pop("aiSelfHostedModelCreate", None)
+        errors = errors or self.gl.model_errors(values, None)
+        if errors:
+            return {"selfHostedModel": None, "errors": errors}
+        model = Model(id=self.gl.next_model_id, **values)
+        self.gl.next_model_id += 1
+        self.gl.models[model.id] = model
+        return {"selfHostedModel": self.gl.model_view(model), "errors": []}
+
+    def update_model(self, info: Any, input: dict[str, Any]) -> dict[str, Any]:  # noqa: A002
+        self._authorize()
+        model = self.gl.find_model(input["id"])
+        if model is None:
+            raise GraphQLError(NOT_ALLOWED)
+        values = _model_input(input)
+        if "apiToken" not in input:
+            values["api_token"] = model.api_token
+        errors = self.gl.model_errors(values, model.id)
+        if errors:
+            return {"selfHostedModel": None, "errors": errors}
+        for key, value in values.items():
+            setattr(model, key, value)
+        return {"selfHostedModel": self.gl.model_view(model), "errors": []}
+
+    def delete_model(self, info: Any, input: dict[str, Any]) -> dict[str, Any]:  # noqa: A002
+        self._authorize()
+        model = self.gl.find_model(input["id"])
+        if model is None:
+            return {"errors": ["Self-hosted model not found"]}
+        del self.gl.models[model.id]
+        for feature, saved in list(self.gl.features.items()):
+            if saved["model_id"] == model.id:  # ON DELETE CASCADE
+                del self.gl.features[feature]
+        return {"errors": []}
+
+    def update_features(self, info: Any, input: dict[str, Any]) -> dict[str, Any]:  # noqa: A002
+        self._authorize()
+        batch = "features" in input
+        features = [f.lower() for f in (input["features"] if batch else [input["feature"]])]
+        if not features:
+            return {"aiFeatureSettings": [], "errors": ["At least one feature is required"]}
+        provider = input["provider"].lower()
+        model = None
+        errors = []
+        if provider == "self_hosted":
+            model = self.gl.find_model(input.get("aiSelfHostedModelId") or "")
+            if model is None:
+                errors.append("Self hosted model can't be blank")
+        for feature in features:
+            if feature not in FEATURES:
+                errors.append(f"Feature {feature} is not allowed")
+            elif model and model.model not in FEATURES[feature]:
+                errors.append(
+                    f"{model.model.capitalize()} is incompatible with the {feature} feature"
+                )
+        if not errors:
+            for feature in features:
+                self.gl.features[feature] = {
+                    "provider": provider,
+                    "model_id": model.id if model else None,
+                }
+        views = [self.gl.feature_view(f) for f in features if f in FEATURES]
+        if batch:
+            return {"aiFeatureSettings": [] if errors else views, "errors": errors}
+        return {"aiFeatureSetting": None if errors else views[0], "errors": errors}
+
+    def update_duo_settings(self, info: Any, input: dict[str, Any]) -> dict[str, Any]:  # noqa: A002
+        self._authorize()
+        errors = []
+        values = dict(input)
+        values.pop("clientMutationId", None)
+        if values.get("aiGatewayUrl"):
+            values["aiGatewayUrl"] = values["aiGatewayUrl"].rstrip("/")
+            errors += self.gl.gateway_url_errors(values["aiGatewayUrl"])
+        timeout = values.get("aiGatewayTimeoutSeconds")
+        if timeout is not None and not 60 <= timeout <= 600:
+            errors.append("Ai gateway timeout seconds must be between 60 and 600")
+        if values.get("duoAgentPlatformServiceUrl"):
+            values["duoAgentPlatformServiceUrl"] = values["duoAgentPlatformServiceUrl"].rstrip("/")
+        if not errors:
+            self.gl.duo.update(values)
+        return {"duoSettings": dict(self.gl.duo, updatedAt="2026-11-22T12:00:00Z"), "errors": errors}
+
+    def assign_seat(self, info: Any, input: dict[str, Any]) -> dict[str, Any]:  # noqa: A002
+        if not self.admin or self.gl.duo_enterprise_seats is None:
+            raise GraphQLError(NOT_ALLOWED)
+        if input["addOnPurchaseId"] != PURCHASE_GID.format(1):
+            raise GraphQLError(NOT_ALLOWED)
+        user = next(
+            (u for u in self.gl.users.values() if USER_GID.format(u.id) == input["userId"]), None
+        )
+        if user is None:
+            raise GraphQLError(NOT_ALLOWED)
+        errors = []
+        if user.id not in self.gl.seats:
+            if len(self.gl.seats) >= (self.gl.duo_enterprise_seats or 0):
+                errors.append("NO_SEATS_AVAILABLE")
+            else:
+                self.gl.seats.add(user.id)
+        return {
+            "addOnPurchase": self.gl.purchase_view(),
+            "user": self.gl.add_on_user_view(user),
+            "errors": errors,
+        }
+
+
+def _model_input(data: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": data["name"],
+        "model": data["model"].lower(),
+        "endpoint": data["endpoint"],
+        "identifier": data.get("identifier") or "",
+        "api_token": data.get("apiToken"),
+    }
+
+
+# ---------------------------------------------------------------- HTTP
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        pass  # keep test output clean; the double keeps its own log
+
+    def _token(self) -> str | None:
+        auth = self.headers.get("Authorization", "")
+        if auth.startswith("Bearer "):
+            return auth[len("Bearer ") :]
+        return self.headers.get("PRIVATE-TOKEN")
+
+    def _send(self, status: int, body: Any) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _body(self) -> dict[str, Any]:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        if self.headers.get("Content-Type", "").startswith("application/json"):
+            return json.loads(raw or b"{}")  # type: ignore[no-any-return]
+        return dict(parse_qsl(raw.decode()))
+
+    def _handle(self, method: str) -> None:
+        double = self.server.double
+        path = urlsplit(self.path).path
+        double.log.append(Logged(method, path, "graphql" if path == "/api/graphql" else "", path))
+        body = self._body() if method in ("POST", "PUT") else {}
+        if double.fail_next:
+            self._send(double.fail_next.pop(0), {"message": "502 Bad Gateway"})
+            return
+        token = self._token()
+        if token not in double.tokens:
+            if path == "/api/graphql":
+                self._send(401, {"errors": [{"message": "Invalid token"}]})
+            else:
+                self._send(401, {"message": "401 Unauthorized"})
+            return
+        admin = double.tokens[token]
+        if path == "/api/graphql" and method == "POST":
+            self._send(200, double.graphql(body, admin))
+        elif path == "/api/v4/version" and method == "GET":
+            self._send(200, {"version": double.instance.version, "revision": "0123abcd"})
+        elif path == "/api/v4/application/settings":
+            if not admin:
+                self._send(403, {"message": "403 Forbidden"})
+            elif method == "GET":
+                self._send(200, double.instance.settings_view())
+            elif method == "PUT":
+                errors = double.instance.update_settings(body)
+                if errors:
+                    double.invalid_documents.append("; ".join(errors))
+                    self._send(400, {"message": errors})
+                else:
+                    self._send(200, double.instance.settings_view())
+            else:
+                self._send(405, {"message": "405 Method Not Allowed"})
+        else:
+            self._send(404, {"message": "404 Not Found"})
+
+    def do_GET(self) -> None:  # noqa: N802
+        self._handle("GET")
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._handle("POST")
+
+    def do_PUT(self) -> None:  # noqa: N802
+        self._handle("PUT")
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, double: GitLabDouble) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.double = double
+
+
+@contextmanager
+def gitlab_double(version: str = "18.9.0-ee") -> Iterator[GitLabDouble]:
+    """Start the double on a free loopback port; stops it on exit."""
+    double = GitLabDouble(version)
+    schema_for(version)  # fail early if the reference schema is missing
+    server = _Server(double)
+    double.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield double
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

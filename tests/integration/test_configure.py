@@ -1,0 +1,381 @@
+"""`duoctl configure` end to end against the GitLab API double."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from duoctl.cli import main
+from tests.doubles.gitlab_api import ADMIN_TOKEN, USER_TOKEN, GitLabDouble, gitlab_double
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "duo.yml"
+MODEL = "mistral-7b-ollama"
+
+
+@pytest.fixture
+def gitlab() -> Iterator[GitLabDouble]:
+    with gitlab_double() as double:
+        yield double
+        assert double.invalid_documents == [], "a request GitLab would reject was sent"
+
+
+def example(double: GitLabDouble, **changes: Any) -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load(EXAMPLE.read_text())
+    data["gitlab"]["url"] = double.url
+    data.update(changes)
+    return data
+
+
+class Runner:
+    def __init__(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        self.tmp_path = tmp_path
+        self.capsys = capsys
+        self.token_file = tmp_path / "token"
+        self.token_file.write_text(ADMIN_TOKEN + "\n")
+        self.outputs: list[str] = []
+
+    def __call__(self, config: dict[str, Any], *extra: str, token: bool = True) -> tuple[int, str]:
+        path = self.tmp_path / "duo.yml"
+        path.write_text(yaml.safe_dump(config))
+        args = ["configure", "--config", str(path), *extra]
+        if token:
+            args += ["--token-file", str(self.token_file)]
+        code = main(args)
+        out = self.capsys.readouterr()
+        text = out.out + out.err
+        self.outputs.append(text)
+        return code, text
+
+
+@pytest.fixture
+def run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Iterator[Runner]:
+    runner = Runner(tmp_path, capsys)
+    yield runner
+    for text in runner.outputs:
+        assert ADMIN_TOKEN not in text and USER_TOKEN not in text, "a token leaked into output"
+
+
+def test_fresh_instance_is_configured_fully(gitlab: GitLabDouble, run: Runner) -> None:
+    code, out = run(example(gitlab))
+    assert code == 0, out
+    gl = gitlab.instance
+    assert gl.allowlist() == ["10.0.2.10", "10.0.3.10"]
+    assert gl.settings["disabled_direct_code_suggestions"] is True
+    assert gl.duo == {
+        "aiGatewayUrl": "http://10.0.2.10:5052",
+        "aiGatewayTimeoutSeconds": 120,
+        "duoAgentPlatformServiceUrl": "10.0.2.10:50052",
+    }
+    [model] = gl.models.values()
+    assert (model.name, model.model, model.endpoint, model.identifier) == (
+        MODEL,
+        "mistral",
+        "http://10.0.3.10:11434/v1",
+        "custom_openai/mistral:instruct",
+    )
+    for feature in ("code_generations", "code_completions", "duo_chat"):
+        assert gl.features[feature] == {"provider": "self_hosted", "model_id": model.id}
+    assert gl.seats == {1}
+    assert "create" in out and "change(s) applied" in out
+
+
+def test_second_run_changes_nothing(gitlab: GitLabDouble, run: Runner) -> None:
+    assert run(example(gitlab))[0] == 0
+    gitlab.reset_log()
+    code, out = run(example(gitlab))
+    assert code == 0
+    assert "no changes" in out
+    assert gitlab.writes == 0
+    assert gitlab.requests <= 6
+    assert all(entry.operation != "mutation" for entry in gitlab.log)
+
+
+def test_dry_run_prints_the_plan_and_changes_nothing(gitlab: GitLabDouble, run: Runner) -> None:
+    code, out = run(example(gitlab), "--dry-run")
+    assert code == 0
+    assert gitlab.writes == 0
+    assert not gitlab.instance.models
+    assert f"would create    model {MODEL}" in out
+    assert "would update    feature duo_chat: unassigned -> mistral-7b-ollama" in out
+    assert "would assign" in out
+    assert "nothing changed" in out
+
+
+def test_json_output(gitlab: GitLabDouble, run: Runner) -> None:
+    code, out = run(example(gitlab), "--json")
+    report = json.loads(out)
+    assert code == 0 and report["changed"] is True and report["dry_run"] is False
+    kinds = [c["kind"] for c in report["changes"]]
+    assert kinds == ["allowlist", "settings", "gateway", "model", "feature", "feature", "feature", "seat"]
+    code, out = run(example(gitlab), "--json")
+    assert json.loads(out)["changes"] == []
+
+
+def test_drift_is_repaired(gitlab: GitLabDouble, run: Runner) -> None:
+    assert run(example(gitlab))[0] == 0
+    gl = gitlab.instance
+    [model] = gl.models.values()
+    model.endpoint = "http://10.9.9.9:11434/v1"
+    gl.features["duo_chat"] = {"provider": "vendored", "model_id": None}
+    gl.duo["aiGatewayTimeoutSeconds"] = 60
+    gitlab.reset_log()
+    code, out = run(example(gitlab))
+    assert code == 0, out
+    assert model.endpoint == "http://10.0.3.10:11434/v1"
+    assert gl.features["duo_chat"] == {"provider": "self_hosted", "model_id": model.id}
+    assert gl.duo["aiGatewayTimeoutSeconds"] == 120
+    assert "endpoint 'http://10.9.9.9:11434/v1' -> 'http://10.0.3.10:11434/v1'" in out
+    assert "feature duo_chat: vendored -> mistral-7b-ollama" in out
+    assert gitlab.writes == 3
+
+
+def test_allowlist_is_merged_never_clobbered(gitlab: GitLabDouble, run: Runner) -> None:
+    gitlab.instance.settings["outbound_local_requests_allowlist_raw"] = "192.168.5.5,hooks.internal"
+    code, _ = run(example(gitlab, outbound_allowlist=["10.0.4.0/24"]))
+    assert code == 0
+    assert gitlab.instance.allowlist() == [
+        "192.168.5.5",
+        "hooks.internal",
+        "10.0.2.10",
+        "10.0.3.10",
+        "10.0.4.0/24",
+    ]
+
+
+def test_unlisted_models_are_kept_unless_pruned(gitlab: GitLabDouble, run: Runner) -> None:
+    cfg = example(gitlab)
+    cfg["models"].append(
+        {"name": "old-vllm", "family": "mixtral", "endpoint": "http://10.0.5.5:8000/v1"}
+    )
+    assert run(cfg)[0] == 0
+    assert {m.name for m in gitlab.instance.models.values()} == {MODEL, "old-vllm"}
+    assert run(example(gitlab))[0] == 0
+    assert len(gitlab.instance.models) == 2
+    code, out = run(example(gitlab, prune_models=True))
+    assert code == 0
+    assert {m.name for m in gitlab.instance.models.values()} == {MODEL}
+    assert "delete" in out and "old-vllm" in out
+
+
+def test_feature_can_be_vendored_or_disabled(gitlab: GitLabDouble, run: Runner) -> None:
+    cfg = example(gitlab)
+    cfg["features"] = {"code_completions": "disabled", "duo_chat": "vendored"}
+    assert run(cfg)[0] == 0
+    assert gitlab.instance.features["code_completions"]["provider"] == "disabled"
+    assert gitlab.instance.features["duo_chat"]["provider"] == "vendored"
+
+
+
+@pytest.mark.parametrize(
+    ("version", "skipped", "kept"),
+    [
+        ("17.9.3-ee", ["aiGatewayTimeoutSeconds", "duoAgentPlatformServiceUrl"], []),
+        ("18.2.0-ee", ["aiGatewayTimeoutSeconds", "duoAgentPlatformServiceUrl"], []),
+        ("18.5.1-ee", ["aiGatewayTimeoutSeconds"], ["duoAgentPlatformServiceUrl"]),
+        ("18.7.0-ee", [], ["aiGatewayTimeoutSeconds", "duoAgentPlatformServiceUrl"]),
+    ],
+)
+def test_settings_follow_the_instance_schema(
+    run: Runner, version: str, skipped: list[str], kept: list[str]
+) -> None:
+    with gitlab_double(version) as double:
+        code, out = run(example(double))
+        assert code == 0, out
+        assert double.invalid_documents == []
+        since = {"aiGatewayTimeoutSeconds": "18.7", "duoAgentPlatformServiceUrl": "18.4"}
+        for name in skipped:
+            assert f"{name} skipped: it needs GitLab {since[name]} or later" in out
+            assert name not in double.instance.duo or double.instance.duo[name] in (None, 60)
+        for name in kept:
+            assert double.instance.duo[name] in (120, "10.0.2.10:50052")
+        features = double.instance.features
+        assert {f for f, v in features.items() if v["provider"] == "self_hosted"} == {
+            "code_generations",
+            "code_completions",
+            "duo_chat",
+        }
+        mutations = [e.name for e in double.log if e.operation == "mutation"]
+        expected = "MapFeatureToModel" if version.startswith("17.") else "MapFeaturesToModel"
+        assert mutations.count(expected) == (3 if version.startswith("17.") else 1)
+        double.reset_log()
+        code, out = run(example(double))
+        assert code == 0 and "no changes" in out and double.writes == 0
+
+
+def test_gitlab_older_than_17_9_is_refused(run: Runner) -> None:
+    with gitlab_double("17.8.2-ee") as double:
+        code, out = run(example(double))
+        assert code == 1
+        assert "GitLab 17.8.2-ee is too old" in out and "17.9 or later" in out
+        assert double.writes == 0
+
+
+def test_license_without_duo_enterprise_changes_nothing(gitlab: GitLabDouble, run: Runner) -> None:
+    gitlab.instance.duo_enterprise_seats = None
+    code, out = run(example(gitlab))
+    assert code == 1
+    assert "lacks GitLab Duo Enterprise" in out and "Admin > Subscription" in out
+    assert gitlab.writes == 0
+
+
+def test_missing_user_and_full_seats_are_reported_before_changes(
+    gitlab: GitLabDouble, run: Runner
+) -> None:
+    gitlab.instance.duo_enterprise_seats = 1
+    code, out = run(example(gitlab, seats=["root", "alice", "nobody"]))
+    assert code == 1
+    assert "user 'nobody' does not exist" in out
+    assert "2 new GitLab Duo Enterprise seat(s) needed but only 1" in out
+    assert gitlab.writes == 0
+
+
+def test_seat_lookup_matches_exact_usernames(gitlab: GitLabDouble, run: Runner) -> None:
+    assert run(example(gitlab, seats=["alice2"]))[0] == 0
+    assert gitlab.instance.seats == {3}
+    code, out = run(example(gitlab, seats=["alice", "alice2"]))
+    assert code == 0 and gitlab.instance.seats == {2, 3}
+    assert out.count("seat for") == 1
+
+
+# ---------------------------------------------------------------- invalid input
+
+
+def _mutate(cfg: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    target: Any = cfg
+    keys = path.split(".")
+    for key in keys[:-1]:
+        target = target[int(key)] if isinstance(target, list) else target[key]
+    last = keys[-1]
+    if value is KeyError:
+        del target[last]
+    elif isinstance(target, list):
+        target[int(last)] = value
+    else:
+        target[last] = value
+    return cfg
+
+
+INVALID = [
+    ("gateway.typo", "x", "gateway.typo: unknown key"),
+    ("gateway.url", "10.0.2.10:5052", "gateway.url: gateway.url must be a full http:// or https://"),
+    ("gateway.timeout_seconds", 30, "between 60 and 600"),
+    ("gateway.agent_platform_url", "grpc://10.0.2.10:50052", "without a scheme"),
+    ("models.0.family", "mistralai", "valid values: claude_3, codegemma"),
+    ("models.0.endpoint", "http://10.0.3.10:11434", "must end in /v1 for a custom_openai"),
+    ("models.0.identifier", "openai/mistral", "platform one of custom_openai, bedrock, azure"),
+    ("models.0.api_key", "secret", "models[0].api_key: unknown key"),
+    ("models.0.name", KeyError, "models[0].name: required key is missing"),
+    ("features.duo_chat", "no-such-model", "'no-such-model' is not a model name"),
+    ("features.code_review", "vendored", "unknown feature(s) code_review"),
+    ("seats", ["root", "root"], "duplicate username(s) in seats: root"),
+    ("prune_models", "sometimes", "prune_models: Input should be a valid boolean"),
+]
+
+
+@pytest.mark.parametrize(("path", "value", "message"), INVALID, ids=[i[0] for i in INVALID])
+def test_invalid_input_sends_no_request(
+    gitlab: GitLabDouble, run: Runner, path: str, value: Any, message: str
+) -> None:
+    code, out = run(_mutate(example(gitlab), path, value))
+    assert code == 2
+    assert message in out
+    assert "Nothing was sent to GitLab" in out
+    assert gitlab.requests == 0
+
+
+def test_every_problem_is_listed_at_once(gitlab: GitLabDouble, run: Runner) -> None:
+    cfg = example(gitlab)
+    cfg["gateway"]["url"] = "ftp://x"
+    cfg["models"].append(dict(cfg["models"][0]))
+    cfg["models"][0]["family"] = "nope"
+    cfg["extra"] = 1
+    code, out = run(cfg)
+    assert code == 2
+    for expected in ("gateway.url", "models[0].family", "extra: unknown key"):
+        assert expected in out
+    assert gitlab.requests == 0
+
+
+def test_missing_token_and_url_are_bad_input(
+    gitlab: GitLabDouble, run: Runner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GITLAB_TOKEN", raising=False)
+    code, out = run(example(gitlab), token=False)
+    assert code == 2 and "no GitLab token" in out
+    cfg = example(gitlab)
+    del cfg["gitlab"]
+    monkeypatch.delenv("GITLAB_URL", raising=False)
+    code, out = run(cfg)
+    assert code == 2 and "no GitLab URL" in out
+    assert gitlab.requests == 0
+
+
+def test_url_and_token_from_the_environment(
+    gitlab: GitLabDouble, run: Runner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GITLAB_TOKEN", ADMIN_TOKEN)
+    monkeypatch.setenv("GITLAB_URL", gitlab.url)
+    cfg = example(gitlab)
+    cfg["gitlab"]["url"] = "http://127.0.0.1:1"  # the command line wins over the file
+    code, out = run(cfg, "--gitlab-url", gitlab.url, token=False)
+    assert code == 0, out
+    del cfg["gitlab"]
+    code, out = run(cfg, token=False)
+    assert code == 0 and "no changes" in out
+
+
+# ---------------------------------------------------------------- failures
+
+
+def test_invalid_token_names_the_token(gitlab: GitLabDouble, run: Runner) -> None:
+    run.token_file.write_text("glpat-wrong-token")
+    code, out = run(example(gitlab))
+    assert code == 1
+    assert "rejected the token (HTTP 401)" in out and "`api` scope" in out
+    assert "glpat-wrong-token" not in out
+    assert gitlab.writes == 0
+
+
+def test_non_admin_token_asks_for_an_administrator(gitlab: GitLabDouble, run: Runner) -> None:
+    run.token_file.write_text(USER_TOKEN)
+    code, out = run(example(gitlab))
+    assert code == 1
+    assert "HTTP 403" in out and "administrator" in out and "admin_mode" in out
+    assert gitlab.writes == 0
+
+
+def test_graphql_payload_errors_name_the_object_and_stop(gitlab: GitLabDouble, run: Runner) -> None:
+    gitlab.instance.mutation_errors["aiSelfHostedModelCreate"] = ["Endpoint is blocked"]
+    code, out = run(example(gitlab))
+    assert code == 1
+    assert f"self-hosted model '{MODEL}': GitLab refused the change: Endpoint is blocked" in out
+    assert not gitlab.instance.features and not gitlab.instance.seats
+    code, out = run(example(gitlab))  # a re-run finishes the job
+    assert code == 0 and gitlab.instance.seats == {1}
+
+
+def test_transient_errors_are_retried(gitlab: GitLabDouble, run: Runner) -> None:
+    gitlab.fail_next = [502, 503, 500]
+    code, out = run(example(gitlab))
+    assert code == 0, out
+    assert gitlab.instance.seats == {1}
+
+
+def test_persistent_server_errors_are_reported(gitlab: GitLabDouble, run: Runner) -> None:
+    gitlab.fail_next = [502] * 50
+    code, out = run(example(gitlab))
+    assert code == 1
+    assert "HTTP 502" in out and "Traceback" not in out
+
+
+def test_unreachable_gitlab_is_reported(run: Runner) -> None:
+    with gitlab_double() as double:
+        cfg = example(double)
+    code, out = run(cfg)
+    assert code == 1
+    assert "cannot reach GitLab at" in out and "--gitlab-url" in out
