@@ -18,7 +18,7 @@ set before, which a test process that already imported moto cannot guarantee) on
 
 Usage::
 
-    from aws_moto_server import moto_server
+    from tests.doubles.aws_moto_server import moto_server
 
     with moto_server(gpu_vcpu_quota=8) as endpoint_url:      # "http://127.0.0.1:PORT"
         boto3.client("ec2", endpoint_url=endpoint_url, region_name="us-east-1",

@@ -14,7 +14,7 @@ from duoctl.settings import WILDCARD_DNS_SUFFIX, DeploySettings
 
 # Narrowest prefix accepted for the SSH allow-list: a /16 is 65536 addresses; wider is an error.
 WIDEST_ADMIN_PREFIX = 16
-# Addresses a deployer never connects from over the internet (RFC 1918, CGNAT, loopback, link-local).
+# Never a deployer's internet address: RFC 1918, CGNAT, loopback, link-local.
 INTERNAL_NETWORKS = tuple(
     ipaddress.IPv4Network(n)
     for n in (
