@@ -76,7 +76,7 @@ class ConfigError(Exception):
     def __init__(self, source: str, problems: list[str]) -> None:
         self.source = source
         self.problems = problems
-        super().__init__(f"{source}: {len(problems)} problem(s)")
+        super().__init__(f"{source}: {'; '.join(problems)}")
 
     def render(self) -> str:
         lines = [f"{self.source} is not valid ({len(self.problems)} problem(s)):"]
@@ -89,7 +89,7 @@ def _check_http_url(value: str, what: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(
-            f"{what} must be a full http:// or https:// URL with a host, got {value!r} "
+            f"must be a full http:// or https:// URL with a host, got {value!r} "
             f"(for example http://10.0.2.10:5052)"
         )
     try:
@@ -257,23 +257,40 @@ class DuoConfig(_Strict):
 
     @model_validator(mode="after")
     def _references(self) -> DuoConfig:
-        problems = []
-        names = [m.name for m in self.models]
-        for dup in sorted({n for n in names if names.count(n) > 1}):
-            problems.append(f"models: deployment name {dup!r} is used more than once")
-        choices = [*names, VENDORED, DISABLED]
-        for feature, target in sorted(self.features.items()):
-            if target not in choices:
-                problems.append(
-                    f"features.{feature}: {target!r} is not a model name in models "
-                    f"nor {VENDORED}/{DISABLED}; choose one of: {', '.join(choices)}"
-                )
+        problems = reference_problems([m.name for m in self.models], self.features)
         if problems:
-            raise ValueError("; ".join(problems))
+            raise ValueError("\n".join(problems))
         return self
 
     def model(self, name: str) -> ModelSection:
         return next(m for m in self.models if m.name == name)
+
+
+def reference_problems(names: list[str], features: dict[str, str]) -> list[str]:
+    """Duplicate model names, and features pointing at no model."""
+    problems = [
+        f"models: deployment name {dup!r} is used more than once"
+        for dup in sorted({n for n in names if names.count(n) > 1})
+    ]
+    choices = [*names, VENDORED, DISABLED]
+    for feature, target in sorted(features.items()):
+        if target not in choices:
+            problems.append(
+                f"features.{feature}: {target!r} is not a model name in models "
+                f"nor {VENDORED}/{DISABLED}; choose one of: {', '.join(choices)}"
+            )
+    return problems
+
+
+def _raw_reference_problems(data: dict[str, Any]) -> list[str]:
+    """The cross-checks on a file whose fields did not all validate."""
+    models = data.get("models")
+    features = data.get("features")
+    if not isinstance(models, list) or not isinstance(features, dict):
+        return []
+    names = [m["name"] for m in models if isinstance(m, dict) and isinstance(m.get("name"), str)]
+    targets = {str(k): v for k, v in features.items() if isinstance(v, str)}
+    return reference_problems(names, targets)
 
 
 def _location(loc: tuple[int | str, ...]) -> str:
@@ -292,7 +309,7 @@ def _messages(exc: ValidationError) -> list[str]:
             msg = "unknown key (check the spelling; see the example duo.yml in the README)"
         elif err["type"] == "missing":
             msg = "required key is missing"
-        for part in msg.split("; "):
+        for part in msg.split("\n"):
             problems.append(f"{where}: {part}" if where else part)
     return problems
 
@@ -303,7 +320,9 @@ def parse_config(data: Any, source: str = "config") -> DuoConfig:
     try:
         return DuoConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(source, _messages(exc)) from None
+        problems = _messages(exc)
+        problems += [p for p in _raw_reference_problems(data) if p not in problems]
+        raise ConfigError(source, problems) from None
 
 
 def load_config(path: str | Path) -> DuoConfig:

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 import yaml
-
 from duoctl.cli import main
+
 from tests.doubles.gitlab_api import ADMIN_TOKEN, USER_TOKEN, GitLabDouble, gitlab_double
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "duo.yml"
@@ -111,7 +111,16 @@ def test_json_output(gitlab: GitLabDouble, run: Runner) -> None:
     report = json.loads(out)
     assert code == 0 and report["changed"] is True and report["dry_run"] is False
     kinds = [c["kind"] for c in report["changes"]]
-    assert kinds == ["allowlist", "settings", "gateway", "model", "feature", "feature", "feature", "seat"]
+    assert kinds == [
+        "allowlist",
+        "settings",
+        "gateway",
+        "model",
+        "feature",
+        "feature",
+        "feature",
+        "seat",
+    ]
     code, out = run(example(gitlab), "--json")
     assert json.loads(out)["changes"] == []
 
@@ -168,7 +177,6 @@ def test_feature_can_be_vendored_or_disabled(gitlab: GitLabDouble, run: Runner) 
     assert run(cfg)[0] == 0
     assert gitlab.instance.features["code_completions"]["provider"] == "disabled"
     assert gitlab.instance.features["duo_chat"]["provider"] == "vendored"
-
 
 
 @pytest.mark.parametrize(
@@ -262,7 +270,7 @@ def _mutate(cfg: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
 
 INVALID = [
     ("gateway.typo", "x", "gateway.typo: unknown key"),
-    ("gateway.url", "10.0.2.10:5052", "gateway.url: gateway.url must be a full http:// or https://"),
+    ("gateway.url", "10.0.2.10:5052", "gateway.url: must be a full http:// or https://"),
     ("gateway.timeout_seconds", 30, "between 60 and 600"),
     ("gateway.agent_platform_url", "grpc://10.0.2.10:50052", "without a scheme"),
     ("models.0.family", "mistralai", "valid values: claude_3, codegemma"),

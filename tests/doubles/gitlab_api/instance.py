@@ -180,7 +180,7 @@ class Instance:
         }
 
     def add_on_user_view(self, user: User) -> dict[str, Any]:
-        def assignments(info: Any, addOnPurchaseIds: list[str], **_: Any) -> dict[str, Any]:  # noqa: N803
+        def assignments(info: Any, addOnPurchaseIds: list[str], **_: Any) -> dict[str, Any]:
             held = user.id in self.seats and PURCHASE_GID.format(1) in addOnPurchaseIds
             return {"nodes": [{"addOnPurchase": self.purchase_view()}] if held else []}
 

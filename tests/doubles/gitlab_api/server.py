@@ -87,9 +87,7 @@ class GitLabDouble:
             self.invalid_documents.append(f"{exc.message}\n{query}")
             return {"errors": [{"message": exc.message}]}
         problems = validate(schema, document)
-        operation = next(
-            (d for d in document.definitions if hasattr(d, "operation")), None
-        )
+        operation = next((d for d in document.definitions if hasattr(d, "operation")), None)
         kind = operation.operation if operation is not None else OperationType.QUERY
         name = operation.name.value if operation is not None and operation.name else ""
         self.log[-1].operation = kind.value
@@ -189,7 +187,7 @@ class Resolvers:
         if not self._can_manage():
             raise GraphQLError(NOT_ALLOWED)
 
-    def create_model(self, info: Any, input: dict[str, Any]) -> dict[str, Any]:  # noqa: A002
+    def create_model(self, info: Any, input: dict[str, Any]) -> dict[str, Any]:
         self._authorize()
         values = _model_input(input)
         errors = self.gl.mutation_errors.pop("aiSelfHostedModelCreate", None)
@@ -201,7 +199,7 @@ class Resolvers:
         self.gl.models[model.id] = model
         return {"selfHostedModel": self.gl.model_view(model), "errors": []}
 
-    def update_model(self, info: Any, input: dict[str, Any]) -> dict[str, Any]:  # noqa: A002
+    def update_model(self, info: Any, input: dict[str, Any]) -> dict[str, Any]:
         self._authorize()
         model = self.gl.find_model(input["id"])
         if model is None:
@@ -216,7 +214,7 @@ class Resolvers:
             setattr(model, key, value)
         return {"selfHostedModel": self.gl.model_view(model), "errors": []}
 
-    def delete_model(self, info: Any, input: dict[str, Any]) -> dict[str, Any]:  # noqa: A002
+    def delete_model(self, info: Any, input: dict[str, Any]) -> dict[str, Any]:
         self._authorize()
         model = self.gl.find_model(input["id"])
         if model is None:
@@ -227,7 +225,7 @@ class Resolvers:
                 del self.gl.features[feature]
         return {"errors": []}
 
-    def update_features(self, info: Any, input: dict[str, Any]) -> dict[str, Any]:  # noqa: A002
+    def update_features(self, info: Any, input: dict[str, Any]) -> dict[str, Any]:
         self._authorize()
         batch = "features" in input
         features = [f.lower() for f in (input["features"] if batch else [input["feature"]])]
@@ -258,7 +256,7 @@ class Resolvers:
             return {"aiFeatureSettings": [] if errors else views, "errors": errors}
         return {"aiFeatureSetting": None if errors else views[0], "errors": errors}
 
-    def update_duo_settings(self, info: Any, input: dict[str, Any]) -> dict[str, Any]:  # noqa: A002
+    def update_duo_settings(self, info: Any, input: dict[str, Any]) -> dict[str, Any]:
         self._authorize()
         errors = []
         values = dict(input)
@@ -273,9 +271,12 @@ class Resolvers:
             values["duoAgentPlatformServiceUrl"] = values["duoAgentPlatformServiceUrl"].rstrip("/")
         if not errors:
             self.gl.duo.update(values)
-        return {"duoSettings": dict(self.gl.duo, updatedAt="2026-11-22T12:00:00Z"), "errors": errors}
+        return {
+            "duoSettings": dict(self.gl.duo, updatedAt="2026-11-22T12:00:00Z"),
+            "errors": errors,
+        }
 
-    def assign_seat(self, info: Any, input: dict[str, Any]) -> dict[str, Any]:  # noqa: A002
+    def assign_seat(self, info: Any, input: dict[str, Any]) -> dict[str, Any]:
         if not self.admin or self.gl.duo_enterprise_seats is None:
             raise GraphQLError(NOT_ALLOWED)
         if input["addOnPurchaseId"] != PURCHASE_GID.format(1):
@@ -314,7 +315,7 @@ def _model_input(data: dict[str, Any]) -> dict[str, Any]:
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         pass  # keep test output clean; the double keeps its own log
 
     def _token(self) -> str | None:
@@ -375,13 +376,13 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send(404, {"message": "404 Not Found"})
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self._handle("GET")
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self._handle("POST")
 
-    def do_PUT(self) -> None:  # noqa: N802
+    def do_PUT(self) -> None:
         self._handle("PUT")
 
 
@@ -400,7 +401,7 @@ def gitlab_double(version: str = "18.9.0-ee") -> Iterator[GitLabDouble]:
     schema_for(version)  # fail early if the reference schema is missing
     server = _Server(double)
     double.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield double
