@@ -7,6 +7,7 @@ Field names and operations follow GitLab's GraphQL schema (17.9 to 18.x).
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -22,6 +23,9 @@ from gql.transport.exceptions import (
     TransportQueryError,
 )
 
+from duoctl import __version__
+
+USER_AGENT = f"duoctl/{__version__}"
 MIN_VERSION = (17, 9)
 MAX_RETRIES = 5
 TIMEOUT_SECONDS = 30.0
@@ -243,12 +247,17 @@ class GitLabClient:
             ssl_verify=verify,
             timeout=TIMEOUT_SECONDS,
             retry_transient_errors=True,
+            user_agent=USER_AGENT,
+        )
+        # Our own httpx client, so that a private CA is given as an SSL context.
+        http = httpx.Client(
+            headers={"Authorization": f"Bearer {token}", "User-Agent": USER_AGENT},
+            timeout=TIMEOUT_SECONDS,
+            verify=ssl.create_default_context(cafile=ca_file) if ca_file else True,
         )
         self._gql = gitlab.GraphQL(
             self.url,
-            token=token,
-            ssl_verify=verify,
-            timeout=TIMEOUT_SECONDS,
+            client=http,
             max_retries=MAX_RETRIES,
             retry_transient_errors=True,
         )

@@ -387,3 +387,14 @@ def test_unreachable_gitlab_is_reported(run: Runner) -> None:
     code, out = run(cfg)
     assert code == 1
     assert "cannot reach GitLab at" in out and "--gitlab-url" in out
+
+
+def test_private_ca_needs_the_ca_file(run: Runner, tmp_path: Path) -> None:
+    with gitlab_double(tls_dir=tmp_path) as double:
+        code, out = run(example(double))
+        assert code == 1
+        assert "TLS verification failed" in out and "--ca-file" in out
+        assert double.writes == 0
+        code, out = run(example(double), "--ca-file", str(tmp_path / "ca.crt"))
+        assert code == 0, out
+        assert double.instance.seats == {1}

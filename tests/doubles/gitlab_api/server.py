@@ -12,11 +12,13 @@ Every request is logged so tests can count requests and mutations.
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -33,6 +35,7 @@ from .instance import (
     Model,
 )
 from .schema import schema_for
+from .tls import make_certificates
 
 ADMIN_TOKEN = "glpat-admin-0123456789abcdef"
 USER_TOKEN = "glpat-user-0123456789abcdef"
@@ -395,12 +398,25 @@ class _Server(ThreadingHTTPServer):
 
 
 @contextmanager
-def gitlab_double(version: str = "18.9.0-ee") -> Iterator[GitLabDouble]:
-    """Start the double on a free loopback port; stops it on exit."""
+def gitlab_double(
+    version: str = "18.9.0-ee", tls_dir: Path | None = None
+) -> Iterator[GitLabDouble]:
+    """Start the double on a free loopback port; stops it on exit.
+
+    With `tls_dir`, it serves HTTPS with a certificate from a private CA whose
+    certificate is written to `tls_dir / "ca.crt"`.
+    """
     double = GitLabDouble(version)
     schema_for(version)  # fail early if the reference schema is missing
     server = _Server(double)
-    double.url = f"http://127.0.0.1:{server.server_address[1]}"
+    scheme = "http"
+    if tls_dir is not None:
+        _, cert, key = make_certificates(tls_dir)
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(cert, key)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        scheme = "https"
+    double.url = f"{scheme}://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
