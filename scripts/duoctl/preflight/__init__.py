@@ -14,9 +14,9 @@ __all__ = ["CheckResult", "all_ok", "render", "run_checks"]
 def run_checks(settings: DeploySettings) -> list[CheckResult]:
     """The checks of the settings' cloud, with the cloud SDK's default credentials."""
     if settings.cloud == "aws":
-        from duoctl.preflight import aws
+        from duoctl.preflight.aws import run_checks as aws_checks
 
-        return aws.run_checks(settings)
-    from duoctl.preflight import gcp
+        return aws_checks(settings)
+    from duoctl.preflight.gcp import run_checks as gcp_checks
 
-    return gcp.run_checks(settings)
+    return gcp_checks(settings)

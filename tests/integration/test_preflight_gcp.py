@@ -1,0 +1,110 @@
+"""GCP preflight through the real google-cloud-compute REST transport, against its double."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from duoctl.preflight import render
+from duoctl.preflight.checks import CheckResult
+from duoctl.preflight.gcp import ComputeClients, run_checks
+from duoctl.settings import DeploySettings
+from google.auth.credentials import AnonymousCredentials
+
+from tests.doubles.gcp_compute_api import ComputeWorld, gcp_compute_api
+
+ED25519_KEY = (
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl duo@test"
+)
+
+
+@pytest.fixture
+def world() -> ComputeWorld:
+    return ComputeWorld.default()
+
+
+@pytest.fixture
+def clients(world: ComputeWorld) -> Iterator[ComputeClients]:
+    with gcp_compute_api(world) as endpoint:
+        yield ComputeClients.connect(AnonymousCredentials(), endpoint)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> DeploySettings:
+    key = tmp_path / "id_ed25519.pub"
+    key.write_text(ED25519_KEY + "\n")
+    return DeploySettings(
+        cloud="gcp",
+        region="europe-west4",
+        project="duo-test",
+        ssh_public_key_file=str(key),
+        admin_cidr="198.51.100.7/32",
+    )
+
+
+def by_name(results: list[CheckResult]) -> dict[str, CheckResult]:
+    return {r.name: r for r in results}
+
+
+def test_all_checks_pass_with_quota(clients: ComputeClients, settings: DeploySettings):
+    results = run_checks(settings, clients)
+    assert all(r.ok for r in results), render(results)
+    assert "europe-west4-a" in by_name(results)["machine types"].detail
+
+
+def test_zero_global_gpu_quota_names_gpus_all_regions(
+    world: ComputeWorld, clients: ComputeClients, settings: DeploySettings
+):
+    world.project_quotas["GPUS_ALL_REGIONS"] = (0.0, 0.0)
+    result = by_name(run_checks(settings, clients))["gpu quota GPUS_ALL_REGIONS"]
+    assert not result.ok
+    assert "limit 0" in result.detail
+    assert "iam-admin/quotas?project=duo-test" in result.fix
+    assert "--quota-id=GPUS-ALL-REGIONS-per-project" in result.fix
+    assert "--dimensions" not in result.fix  # a global quota has no region
+
+
+def test_regional_t4_quota_in_use_fails(
+    world: ComputeWorld, clients: ComputeClients, settings: DeploySettings
+):
+    world.region_quotas["europe-west4"]["NVIDIA_T4_GPUS"] = (1.0, 1.0)
+    result = by_name(run_checks(settings, clients))["gpu quota NVIDIA_T4_GPUS"]
+    assert not result.ok
+    assert "--dimensions=region=europe-west4 --preferred-value=2" in result.fix
+
+
+def test_zone_without_t4_names_another_zone(
+    world: ComputeWorld, clients: ComputeClients, settings: DeploySettings
+):
+    world.regions["europe-west4"]["europe-west4-a"].accelerators.clear()
+    chosen = settings.model_copy(update={"zone": "europe-west4-a"})
+    result = by_name(run_checks(chosen, clients))["machine types"]
+    assert not result.ok
+    assert "nvidia-tesla-t4 not offered in europe-west4-a" in result.detail
+    assert "--zone europe-west4-b" in result.fix
+    # Without a zone the first fitting one is chosen.
+    assert "europe-west4-b" in by_name(run_checks(settings, clients))["machine types"].detail
+
+
+def test_no_zone_offers_the_machine_type(
+    world: ComputeWorld, clients: ComputeClients, settings: DeploySettings
+):
+    for zone in world.regions["europe-west4"].values():
+        zone.machine_types.discard("c2-standard-4")
+    result = by_name(run_checks(settings, clients))["machine types"]
+    assert not result.ok
+    assert "no zone of europe-west4" in result.detail
+    assert "another region" in result.fix
+
+
+def test_unknown_region_and_project(
+    world: ComputeWorld, clients: ComputeClients, settings: DeploySettings
+):
+    region = by_name(run_checks(settings.model_copy(update={"region": "mars-north1"}), clients))
+    assert not region["region"].ok
+    assert "gcloud compute regions list" in region["region"].fix
+    project = by_name(run_checks(settings.model_copy(update={"project": "nope"}), clients))
+    assert not project["gcp project"].ok
+    assert "gcloud projects list" in project["gcp project"].fix
+    assert world.requests[-1] == "/compute/v1/projects/nope"
