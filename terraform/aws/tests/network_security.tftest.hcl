@@ -40,8 +40,13 @@ run "only_gitlab_is_public" {
   }
 
   assert {
-    condition     = one(aws_route_table.private.route).nat_gateway_id == aws_nat_gateway.main.id && one(aws_route_table.private.route).cidr_block == "0.0.0.0/0"
+    condition     = aws_route.private_internet.route_table_id == aws_route_table.private.id && aws_route.private_internet.nat_gateway_id == aws_nat_gateway.main.id && aws_route.private_internet.gateway_id == null
     error_message = "The private subnet must reach the internet through the NAT gateway only."
+  }
+
+  assert {
+    condition     = aws_route.public_internet.route_table_id == aws_route_table.public.id && aws_route.public_internet.gateway_id == aws_internet_gateway.main.id
+    error_message = "The public subnet must reach the internet through the internet gateway."
   }
 
   assert {
