@@ -85,7 +85,11 @@ def _add_deploy(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     )
     p.add_argument("cloud", choices=["aws", "gcp", "hosts"])
     _add_deploy_inputs(p)
-    p.add_argument("--inventory", help="inventory of your own three hosts (deploy hosts)")
+    p.add_argument(
+        "--inventory",
+        help="deploy hosts: the inventory of your own three hosts; "
+        "aws/gcp: where to write it (default inventory/<cloud>.yml)",
+    )
     p.add_argument("--from", dest="from_step", metavar="STEP", help="restart from this step")
     p.set_defaults(func=_run_deploy)
 

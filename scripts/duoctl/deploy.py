@@ -530,7 +530,7 @@ def deploy_main(
         else:
             settings, path = load_settings(args, detect)
             save(settings, path)
-            inventory = root / "inventory" / f"{args.cloud}.yml"
+            inventory = Path(args.inventory or root / "inventory" / f"{args.cloud}.yml")
             inputs = settings.fingerprint()
         chosen = (
             steps
