@@ -47,7 +47,7 @@ class Result:
 
 
 def junit_counts(report: Path) -> Result:
-    root = ET.parse(report).getroot()
+    root = ET.parse(report).getroot()  # noqa: S314 - a report our own pytest wrote
     suites = [root] if root.tag == "testsuite" else list(root.iter("testsuite"))
     res = Result()
     for suite in suites:
