@@ -119,6 +119,8 @@ def _fail(message: str, as_json: bool, code: int) -> int:
 def run(args: argparse.Namespace) -> int:
     try:
         cfg = load_config(args.config)
+        for model in cfg.models:
+            model.api_key()  # an unset variable or unreadable file is bad input: stop here
         url = resolve_url(args, cfg)
         token = resolve_token(args)
     except ConfigError as exc:
@@ -131,10 +133,7 @@ def run(args: argparse.Namespace) -> int:
         settings = client.application_settings()
         caps = client.probe()
         state = client.state(caps, settings, cfg.seats)
-        try:
-            plan = make_plan(cfg, caps, state)
-        except ConfigError as exc:
-            return _fail(exc.render(), args.json, EXIT_BAD_INPUT)
+        plan = make_plan(cfg, caps, state)
         if plan.problems:
             message = "GitLab cannot take this configuration; nothing was changed:\n" + "\n".join(
                 f"  - {p}" for p in plan.problems

@@ -398,3 +398,24 @@ def test_private_ca_needs_the_ca_file(run: Runner, tmp_path: Path) -> None:
         code, out = run(example(double), "--ca-file", str(tmp_path / "ca.crt"))
         assert code == 0, out
         assert double.instance.seats == {1}
+
+
+def test_api_key_from_the_environment(
+    gitlab: GitLabDouble, run: Runner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = example(gitlab)
+    cfg["models"][0]["api_key_env"] = "DUO_TEST_OLLAMA_KEY"
+    monkeypatch.delenv("DUO_TEST_OLLAMA_KEY", raising=False)
+    code, out = run(cfg)
+    assert code == 2 and "DUO_TEST_OLLAMA_KEY (api_key_env) is not set" in out
+    assert gitlab.requests == 0
+    monkeypatch.setenv("DUO_TEST_OLLAMA_KEY", "sk-placeholder-1")
+    code, out = run(cfg)
+    assert code == 0 and "sk-placeholder-1" not in out
+    [model] = gitlab.instance.models.values()
+    assert model.api_token == "sk-placeholder-1"
+    monkeypatch.setenv("DUO_TEST_OLLAMA_KEY", "sk-placeholder-2")
+    code, out = run(cfg)
+    assert code == 0 and "apiToken" in out and "sk-placeholder" not in out
+    assert model.api_token == "sk-placeholder-2"
+    assert run(cfg)[1].count("no changes") == 1
