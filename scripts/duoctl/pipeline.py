@@ -354,7 +354,7 @@ class Pipeline:
             f"  full log:      {paths.log_file}",
             "Step times:",
         ]
-        width = max(len(n) for n in self.names)
+        width = max((len(n) for n in self.names), default=0)
         lines += [
             f"  {name:{width}s}  {fmt_seconds(float(self.state.steps[name].get('seconds', 0)))}"
             for name in self.names
