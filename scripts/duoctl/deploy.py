@@ -51,6 +51,7 @@ CLOUD_STEPS = (
     "duo",
     "verify",
 )
+ZONE_CHECKS = ("instance types", "machine types")  # preflight checks that choose the zone
 HOSTS_STEPS = ("wait_ssh", "site", "duo", "verify")
 SETTINGS_KEYS = (
     "region",
@@ -89,8 +90,14 @@ def _set_output(outputs: dict[str, Any], key: str, value: Any) -> None:
         outputs[key] = value
 
 
-def terraform_variables(settings: DeploySettings, domain: str) -> dict[str, Any]:
-    """Settings -> the Terraform variables of terraform/<cloud> (same names on both clouds)."""
+def terraform_variables(
+    settings: DeploySettings, domain: str, zone: str | None = None
+) -> dict[str, Any]:
+    """Settings -> the Terraform variables of terraform/<cloud>.
+
+    `zone` is the one preflight chose when the settings name none: Google Cloud needs one,
+    AWS picks the same first fitting zone itself.
+    """
     types = {
         "gitlab_instance_type": settings.gitlab_machine_type,
         "gateway_instance_type": settings.gateway_machine_type,
@@ -108,8 +115,8 @@ def terraform_variables(settings: DeploySettings, domain: str) -> dict[str, Any]
         variables["route53_zone_id"] = settings.managed_zone
         variables.update(types)
     else:
-        variables["project"] = settings.project
-        variables["zone"] = settings.zone
+        variables["project_id"] = settings.project
+        variables["zone"] = settings.zone or zone
         variables["dns_managed_zone"] = settings.managed_zone
         variables.update({k.replace("instance", "machine"): v for k, v in types.items()})
     return {k: v for k, v in variables.items() if v is not None}
@@ -155,6 +162,9 @@ class PreflightStep:
             ctx.progress.output(line)
         if not preflight.all_ok(results):
             raise StepFailed("preflight found problems; each is listed above with its fix")
+        zones = [r.value for r in results if r.name in ZONE_CHECKS and r.value]
+        if zones:
+            ctx.data["zone"] = zones[0]
 
 
 @dataclass
@@ -170,18 +180,21 @@ class TerraformStep:
         settings: DeploySettings = ctx.settings
         workdir = self.workdir or terraform.terraform_dir(ctx.target)
         domain = settings.domain or ctx.data.get("wildcard_domain") or PROVISIONAL_DOMAIN
+        zone = settings.zone or ctx.data.get("zone")
+        if settings.cloud == "gcp" and not zone:
+            raise StepFailed("no zone known: pass --zone (e.g. us-central1-a) or run preflight")
         try:
             ctx.progress.output(f"terraform init in {workdir}")
             terraform.init(workdir)
             ctx.progress.output("terraform apply")
-            terraform.apply(workdir, terraform_variables(settings, domain))
+            terraform.apply(workdir, terraform_variables(settings, domain, zone))
             outputs = terraform.outputs(workdir)
             if settings.domain_plan() == "wildcard_dns":
                 wanted = wildcard_domain(str(output_value(outputs, "gitlab_public_ip")))
                 ctx.data["wildcard_domain"] = wanted
                 if wanted != domain:
                     ctx.progress.output(f"GitLab's name: {wanted}; applying it")
-                    terraform.apply(workdir, terraform_variables(settings, wanted))
+                    terraform.apply(workdir, terraform_variables(settings, wanted, zone))
                     outputs = terraform.outputs(workdir)
         except terraform.TerraformError as exc:
             raise StepFailed(f"terraform failed: {exc}") from exc
@@ -577,10 +590,9 @@ def destroy_main(
     state = target_dir / "state.json"
     data = json.loads(state.read_text(encoding="utf-8")).get("data", {}) if state.exists() else {}
     domain = settings.domain or data.get("wildcard_domain") or PROVISIONAL_DOMAIN
+    variables = terraform_variables(settings, domain, data.get("zone"))
     try:
-        terraform.destroy(
-            workdir or terraform.terraform_dir(args.cloud), terraform_variables(settings, domain)
-        )
+        terraform.destroy(workdir or terraform.terraform_dir(args.cloud), variables)
     except terraform.TerraformError as exc:
         print(f"error: terraform destroy failed: {exc}\nRe-run `duoctl destroy {args.cloud}`.")
         return EXIT_FAILED

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import boto3  # type: ignore[import-untyped]
@@ -110,13 +111,15 @@ def check_instance_types(ec2: Any, settings: DeploySettings) -> tuple[CheckResul
                 else _other_region_fix(types, settings.region)
             )
             return failed(name, f"{', '.join(missing)} not offered in {settings.zone}", fix), None
-        return passed(name, f"{wanted} offered in {settings.zone}"), settings.zone
+        found = passed(name, f"{wanted} offered in {settings.zone}")
+        return replace(found, value=settings.zone), settings.zone
     if not fitting:
         missing = sorted(t for t in types if not any(t in s for s in by_zone.values()))
         what = ", ".join(missing) if missing else "the three types together"
         detail = f"no zone of {settings.region} offers {what}"
         return failed(name, detail, _other_region_fix(types, settings.region)), None
-    return passed(name, f"{wanted} offered in {fitting[0]} (first fitting zone)"), fitting[0]
+    found = passed(name, f"{wanted} offered in {fitting[0]} (first fitting zone)")
+    return replace(found, value=fitting[0]), fitting[0]
 
 
 def _other_region_fix(types: list[str], region: str) -> str:

@@ -46,6 +46,7 @@ class CheckResult:
     ok: bool
     detail: str
     fix: str = ""
+    value: str | None = None  # what the check chose, for later steps (e.g. the zone)
 
 
 def passed(name: str, detail: str) -> CheckResult:

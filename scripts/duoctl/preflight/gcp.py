@@ -3,7 +3,7 @@ offered in the zone, GPU quotas (regional NVIDIA_T4_GPUS and global GPUS_ALL_REG
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from google.api_core import exceptions as gexc
@@ -179,7 +179,9 @@ def check_zone(clients: ComputeClients, settings: DeploySettings) -> CheckResult
     if settings.zone:
         missing = missing_by_zone[settings.zone]
         if not missing:
-            return passed(name, f"{wanted} offered in {settings.zone}")
+            return replace(
+                passed(name, f"{wanted} offered in {settings.zone}"), value=settings.zone
+            )
         fix = (
             f"use another zone: --zone {fitting[0]} (all offered in: {', '.join(fitting)})"
             if fitting
@@ -190,7 +192,8 @@ def check_zone(clients: ComputeClients, settings: DeploySettings) -> CheckResult
         return failed(
             name, f"no zone of {region} offers all of {wanted}", _other_region_fix(region)
         )
-    return passed(name, f"{wanted} offered in {fitting[0]} (first fitting zone)")
+    found = passed(name, f"{wanted} offered in {fitting[0]} (first fitting zone)")
+    return replace(found, value=fitting[0])
 
 
 def _other_region_fix(region: str) -> str:
