@@ -236,6 +236,7 @@ class SshTarget:
     port: int
     user: str
     jump: tuple[str, str, int] | None  # (user, host, port) of the ProxyJump host
+    key_file: str | None = None  # ansible_ssh_private_key_file, when the inventory sets it
 
 
 def _parse_jump(common_args: str, default_user: str) -> tuple[str, str, int] | None:
@@ -264,6 +265,7 @@ def ssh_targets(inventory: dict[str, Any]) -> list[SshTarget]:
                     port=int(merged.get("ansible_port", 22)),
                     user=user,
                     jump=_parse_jump(str(merged.get("ansible_ssh_common_args", "")), user),
+                    key_file=merged.get("ansible_ssh_private_key_file"),
                 )
             )
     return targets
@@ -345,7 +347,7 @@ class WaitSshStep:
         while pending:
             for name, target in list(pending.items()):
                 try:
-                    self.probe(target, self.key_file, self.connect_timeout)
+                    self.probe(target, target.key_file or self.key_file, self.connect_timeout)
                 except Exception as exc:  # any SSH error means "not yet"
                     errors[name] = f"{type(exc).__name__}: {exc}"
                     continue
