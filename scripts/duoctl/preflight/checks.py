@@ -113,7 +113,9 @@ def check_admin_cidr(cidr: str) -> CheckResult:
         return failed(name, f"{cidr!r} is not a CIDR block", f"pass {example}")
     if network.version != 4:
         return failed(name, f"{cidr} is IPv6; the firewall rules take IPv4", f"pass {example}")
-    if str(network) != cidr and "/" in cidr:
+    if "/" not in cidr:
+        return failed(name, f"{cidr} has no prefix length", f"use {network} (one address)")
+    if str(network) != cidr:
         return failed(name, f"{cidr} has host bits set", f"use {network} or {example}")
     if network.prefixlen == 0:
         return failed(name, f"{cidr} opens SSH to the whole internet", f"pass {example}")

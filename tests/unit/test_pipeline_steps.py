@@ -1,0 +1,195 @@
+"""The deploy steps and settings on their own: DNS wait, SSH targets, Terraform variables,
+verify availability, settings resolution and the terminal progress line."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import pytest
+from duoctl import deploy, settings
+from duoctl.pipeline import Context, DeployPaths, Progress, StepFailed
+
+ED25519_KEY = (
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl duo@test"
+)
+CONTRACT_INVENTORY: dict[str, Any] = {
+    "all": {
+        "vars": {"ansible_user": "ubuntu", "gitlab_url": "https://gitlab.example.com"},
+        "children": {
+            "gitlab": {
+                "hosts": {
+                    "gitlab-vm": {"ansible_host": "203.0.113.10", "public_ip": "203.0.113.10"}
+                }
+            },
+            "ai_gateway": {
+                "hosts": {"gateway-vm": {"ansible_host": "10.0.2.10"}},
+                "vars": {
+                    "ansible_ssh_common_args": "-o ProxyJump=ubuntu@203.0.113.10 "
+                    "-o StrictHostKeyChecking=accept-new"
+                },
+            },
+            "ollama": {
+                "hosts": {"ollama-vm": {"ansible_host": "10.0.3.10"}},
+                "vars": {"ansible_ssh_common_args": "-o ProxyJump=admin@203.0.113.10:2222"},
+            },
+        },
+    }
+}
+
+
+def make_settings(tmp_path: Path, **extra: Any) -> settings.DeploySettings:
+    key = tmp_path / "id.pub"
+    key.write_text(ED25519_KEY)
+    base = {
+        "cloud": "aws",
+        "region": "us-east-1",
+        "ssh_public_key_file": str(key),
+        "admin_cidr": "198.51.100.7/32",
+    }
+    return settings.DeploySettings(**{**base, **extra})
+
+
+def make_ctx(tmp_path: Path, s: settings.DeploySettings | None) -> tuple[Context, io.StringIO]:
+    out = io.StringIO()
+    paths = DeployPaths(tmp_path, tmp_path / ".deploy" / "aws", tmp_path / "inventory.yml")
+    return Context("aws", paths, Progress(paths.log_file, out), s), out
+
+
+def test_ssh_targets_follow_the_contract_inventory():
+    targets = {t.name: t for t in deploy.ssh_targets(CONTRACT_INVENTORY)}
+    assert targets["gitlab-vm"].host == "203.0.113.10" and targets["gitlab-vm"].jump is None
+    assert targets["gateway-vm"].jump == ("ubuntu", "203.0.113.10", 22)
+    assert targets["ollama-vm"].jump == ("admin", "203.0.113.10", 2222)
+    assert targets["ollama-vm"].user == "ubuntu" and targets["ollama-vm"].port == 22
+
+
+def test_wait_dns_prints_the_record_and_waits(tmp_path: Path):
+    ctx, out = make_ctx(tmp_path, make_settings(tmp_path, domain="gitlab.example.com"))
+    ctx.data.update(gitlab_domain="gitlab.example.com", gitlab_public_ip="203.0.113.10")
+    answers = iter([set(), {"192.0.2.1"}, {"203.0.113.10"}])
+    deploy.WaitDnsStep(resolver=lambda name: next(answers), interval=0.0).run(ctx)
+    text = out.getvalue()
+    assert "Create this DNS record now" in text
+    assert "gitlab.example.com. 300 IN A 203.0.113.10" in text
+    log = ctx.paths.log_file.read_text()
+    assert "gitlab.example.com -> 192.0.2.1; waiting" in log
+    assert "gitlab.example.com resolves to 203.0.113.10" in log
+
+
+def test_wait_dns_times_out_with_the_record_to_fix(tmp_path: Path):
+    ctx, _ = make_ctx(tmp_path, make_settings(tmp_path, domain="gitlab.example.com"))
+    ctx.data.update(gitlab_domain="gitlab.example.com", gitlab_public_ip="203.0.113.10")
+    step = deploy.WaitDnsStep(resolver=lambda name: {"192.0.2.1"}, timeout=0.0, interval=0.0)
+    with pytest.raises(StepFailed, match=r"gives 192\.0\.2\.1.*`gitlab\.example\.com\. 300 IN A"):
+        step.run(ctx)
+
+
+def test_wait_dns_is_skipped_without_lets_encrypt(tmp_path: Path):
+    ctx, _ = make_ctx(tmp_path, make_settings(tmp_path, letsencrypt=False))
+
+    def never(name: str) -> set[str]:
+        raise AssertionError("no DNS lookup without Let's Encrypt")
+
+    deploy.WaitDnsStep(resolver=never).run(ctx)
+
+
+def test_managed_zone_does_not_ask_for_a_record(tmp_path: Path):
+    s = make_settings(tmp_path, domain="gitlab.example.com", managed_zone="Z0123456789")
+    ctx, out = make_ctx(tmp_path, s)
+    ctx.data.update(gitlab_domain="gitlab.example.com", gitlab_public_ip="203.0.113.10")
+    deploy.WaitDnsStep(resolver=lambda name: {"203.0.113.10"}).run(ctx)
+    assert "Create this DNS record" not in out.getvalue()
+
+
+def test_terraform_variables_per_cloud(tmp_path: Path):
+    aws = deploy.terraform_variables(make_settings(tmp_path), "gitlab.example.com", "us-east-1b")
+    assert aws == {
+        "region": "us-east-1",
+        "admin_cidrs": ["198.51.100.7/32"],
+        "ssh_public_key": ED25519_KEY,
+        "gitlab_domain": "gitlab.example.com",
+        "prefix": "duo",
+    }
+    gcp_settings = make_settings(
+        tmp_path,
+        cloud="gcp",
+        region="europe-west4",
+        project="my-project",
+        managed_zone="example-com",
+        ollama_machine_type="n1-standard-8",
+    )
+    gcp = deploy.terraform_variables(gcp_settings, "gitlab.example.com", "europe-west4-b")
+    assert gcp["project_id"] == "my-project"
+    assert gcp["zone"] == "europe-west4-b"
+    assert gcp["dns_managed_zone"] == "example-com"
+    assert gcp["ollama_machine_type"] == "n1-standard-8"
+    assert "availability_zone" not in gcp and "route53_zone_id" not in gcp
+
+
+def test_gcp_terraform_needs_a_zone(tmp_path: Path):
+    s = make_settings(tmp_path, cloud="gcp", region="europe-west4", project="p-123456")
+    ctx, _ = make_ctx(tmp_path, s)
+    with pytest.raises(StepFailed, match="pass --zone"):
+        deploy.TerraformStep(workdir=tmp_path).run(ctx)
+
+
+def test_verify_step_without_verify_module(tmp_path: Path):
+    ctx, _ = make_ctx(tmp_path, None)
+    with pytest.raises(StepFailed, match="verify is not available in this version"):
+        deploy.VerifyStep(module="duoctl.not_there").run(ctx)
+
+
+def test_settings_precedence_and_environment(tmp_path: Path):
+    key = tmp_path / "id.pub"
+    key.write_text(ED25519_KEY)
+    saved = {"region": "eu-west-3", "ssh_public_key_file": str(key), "admin_cidr": "192.0.2.1/32"}
+    env = {"AWS_REGION": "us-west-2"}
+    resolved = settings.resolve("aws", {"region": "ap-northeast-1"}, saved, lambda: "x", env)
+    assert resolved.region == "ap-northeast-1"  # the command line wins
+    assert settings.resolve("aws", {}, saved, lambda: "x", env).region == "eu-west-3"
+    del saved["region"]
+    assert settings.resolve("aws", {}, saved, lambda: "x", env).region == "us-west-2"
+    with pytest.raises(settings.SettingsError, match="not 'aws'"):
+        settings.resolve("aws", {}, {**saved, "cloud": "gcp"}, lambda: "x", env)
+    with pytest.raises(settings.SettingsError, match="--project my-project-id"):
+        settings.resolve("gcp", {"region": "europe-west4"}, saved, lambda: "x", {})
+    with pytest.raises(settings.SettingsError, match="colour: Extra inputs are not permitted"):
+        settings.resolve("aws", {}, {**saved, "colour": "blue"}, lambda: "x", env)
+
+
+def test_default_ssh_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with pytest.raises(settings.SettingsError, match="ssh-keygen -t ed25519"):
+        settings.default_ssh_key()
+    (tmp_path / ".ssh").mkdir()
+    (tmp_path / ".ssh" / "id_rsa.pub").write_text("ssh-rsa AAAA")
+    assert settings.default_ssh_key() == "~/.ssh/id_rsa.pub"
+    (tmp_path / ".ssh" / "id_ed25519.pub").write_text(ED25519_KEY)
+    assert settings.default_ssh_key() == "~/.ssh/id_ed25519.pub"
+
+
+def test_saved_settings_round_trip(tmp_path: Path):
+    s = make_settings(tmp_path, zone="us-east-1a")
+    path = settings.settings_file(tmp_path, "aws")
+    settings.save(s, path)
+    assert settings.DeploySettings(**settings.load_saved(path)) == s
+    path.write_text("- not a mapping\n")
+    with pytest.raises(settings.SettingsError, match="mapping"):
+        settings.load_saved(path)
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_terminal_progress_redraws_the_status_line(tmp_path: Path):
+    term = FakeTerminal()
+    progress = Progress(tmp_path / "log", term, tick=0.01)
+    progress.start("[2/8] terraform")
+    progress.output("aws_instance.gitlab: Creating...")
+    progress.stop()
+    text = term.getvalue()
+    assert "\r\033[K[2/8] terraform 0s | aws_instance.gitlab: Creating..." in text
