@@ -135,6 +135,37 @@ def _run_inventory(args: argparse.Namespace) -> int:
     return inventory.main(args)
 
 
+def _add_verify(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "verify",
+        help="Prove a deployment answers: host checks, GitLab's rake check, one real completion",
+    )
+    p.add_argument(
+        "--inventory", help="the deployment's inventory (default: inventory/aws.yml if it exists)"
+    )
+    p.add_argument(
+        "--token-file",
+        help="automation token (default: .deploy/<cloud>/secrets/gitlab_admin_token)",
+    )
+    p.add_argument("--ca-file", help="CA bundle for a GitLab with a private CA")
+    p.add_argument("--gitlab-url", help="overrides gitlab_url of the inventory")
+    p.add_argument("--ssh-key", help="private key for SSH (default: ssh-agent and ~/.ssh)")
+    p.add_argument("--user", default="root", help="user whose Duo access rake checks (root)")
+    p.add_argument(
+        "--timeout", type=float, default=180, help="seconds to wait for the completion (180)"
+    )
+    p.add_argument("--skip-suite", action="store_true", help="do not run the host checks")
+    p.add_argument("--skip-rake", action="store_true", help="do not run the rake check")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_run_verify)
+
+
+def _run_verify(args: argparse.Namespace) -> int:
+    from duoctl import verify
+
+    return verify.main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="duoctl", description=__doc__)
     parser.add_argument("--version", action="version", version=f"duoctl {__version__}")
@@ -144,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_preflight(sub)
     _add_deploy(sub)
     _add_destroy(sub)
+    _add_verify(sub)
     return parser
 
 

@@ -1,0 +1,155 @@
+"""Shared fixtures of the infra suite: what to expect on each host, and how to ask it.
+
+One suite, two targets: `duoctl verify` runs it against the hosts of a real inventory
+(`--connection=ansible --ansible-inventory=inventory/<cloud>.yml --sudo`) and Molecule runs it
+against the three-host test containers (its testinfra verifier passes the same two options).
+Each module selects its hosts by inventory group (`testinfra_hosts`).
+
+Expected values come from the inventory first (host and group variables, e.g. `private_ip`,
+`gitlab_domain`, `gitlab_tls_mode`), then from the role defaults in `ansible/roles/*/defaults`,
+then from the documented defaults below. Values still holding a Jinja expression are treated
+as unknown, and the host is asked instead (e.g. its private address).
+
+Every test records two JUnit properties that `duoctl verify` reads: `check` (the first line of
+its docstring) and `hop` (which part of GitLab -> gateway -> model it proves).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.infra.checks import HTTP_PROBE, listening_addresses, probe_result
+
+ROOT = Path(__file__).resolve().parents[2]
+ROLE_DEFAULTS = ROOT / "ansible" / "roles"
+# Address used only to ask the routing table which source address a host uses (no traffic).
+ROUTE_PROBE = "192.0.2.1"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "hop(name): the part of the request path a check proves")
+
+
+@pytest.fixture(autouse=True)
+def _record_check(request: pytest.FixtureRequest, record_property: Any) -> None:
+    marker = request.node.get_closest_marker("hop")
+    hop = marker.args[0] if marker else getattr(request.module, "HOP", "")
+    doc = (request.function.__doc__ or request.function.__name__).strip().splitlines()[0]
+    record_property("check", doc.rstrip("."))
+    record_property("hop", hop)
+    callspec = getattr(request.node, "callspec", None)
+    params = {k: v for k, v in (callspec.params if callspec else {}).items() if k[0] != "_"}
+    if params:
+        record_property("params", ", ".join(str(v) for v in params.values()))
+    if "host" in request.fixturenames:
+        backend = request.getfixturevalue("host").backend
+        record_property("host", str(getattr(backend, "host", None) or backend.get_pytest_id()))
+
+
+@functools.cache
+def role_default(role: str, name: str) -> Any:
+    path = ROLE_DEFAULTS / role / "defaults" / "main.yml"
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return None
+    value = data.get(name)
+    return None if _templated(value) else value
+
+
+def _templated(value: Any) -> bool:
+    return isinstance(value, str) and "{{" in value
+
+
+def host_vars(host: Any) -> dict[str, Any]:
+    """The inventory variables of a host reached through the ansible backend ({} otherwise)."""
+    try:
+        return dict(host.ansible.get_variables())
+    except (AttributeError, RuntimeError):
+        return {}
+
+
+def var(host: Any, name: str, role: str | None = None, default: Any = None) -> Any:
+    value = host_vars(host).get(name)
+    if value is None or _templated(value):
+        value = role_default(role, name) if role else None
+    return default if value is None else value
+
+
+def route_source(host: Any) -> str:
+    route = host.check_output(f"ip -4 route get {ROUTE_PROBE}")
+    return str(route.split(" src ")[1].split()[0])
+
+
+def private_address(host: Any) -> str:
+    """The host's private address: inventory `private_ip`, else the source of its route."""
+    value = host_vars(host).get("private_ip")
+    if value and not _templated(value):
+        return str(value)
+    return route_source(host)
+
+
+def public_addresses(host: Any) -> list[str]:
+    """Addresses the inventory knows to be public for this host (public_ip, ansible_host)."""
+    values = host_vars(host)
+    found = [values.get("public_ip")]
+    if values.get("public_ip") == values.get("ansible_host"):
+        found.append(values.get("ansible_host"))
+    return [str(v) for v in found if v and not _templated(v)]
+
+
+def group_hosts(host: Any, group: str) -> list[Any]:
+    """testinfra hosts of another inventory group (empty outside the ansible backend)."""
+    runner = getattr(host.backend, "ansible_runner", None)
+    if runner is None:
+        return []
+    return [runner.get_host(name) for name in runner.get_hosts(group)]
+
+
+def listeners(host: Any, port: int) -> list[str]:
+    return listening_addresses(host.check_output("ss -Hltn"), port)
+
+
+def http(
+    host: Any,
+    url: str,
+    method: str = "GET",
+    cafile: str = "",
+    body: Any = None,
+    timeout: float = 20,
+) -> dict[str, Any]:
+    """An HTTP request made from `host` itself: {status, body} or {error}."""
+    data = json.dumps(body) if body is not None else ""
+    out = host.run("python3 -c %s %s %s %s %s %s", HTTP_PROBE, url, method, cafile, data, timeout)
+    return probe_result(out.stdout or out.stderr)
+
+
+def url_host(address: str) -> str:
+    return f"[{address}]" if ":" in address else address
+
+
+def skip_unless_present(host: Any, path: str, why: str) -> None:
+    if not host.file(path).exists:
+        pytest.skip(f"{path} does not exist ({why})")
+
+
+@pytest.fixture(scope="module")
+def address(host: Any) -> str:
+    return private_address(host)
+
+
+@pytest.fixture(scope="module")
+def gitlab_domain(host: Any) -> str:
+    domain = var(host, "gitlab_domain") or var(host, "gitlab_external_domain")
+    if not domain:
+        url = str(var(host, "gitlab_url", default=""))
+        domain = url.split("://", 1)[-1].split("/", 1)[0]
+    if not domain:
+        pytest.fail("gitlab_domain is not set in the inventory (all: vars: gitlab_domain)")
+    return str(domain)
