@@ -428,6 +428,7 @@ class PlaybookStep:
     playbook: str  # relative to the repository root
     executable: str | None = None
     extra_vars: dict[str, Any] = field(default_factory=dict)
+    private_key: str | None = None  # the deploy's SSH key; None: ssh-agent and ~/.ssh defaults
 
     def run(self, ctx: Context) -> None:
         root = ctx.paths.root
@@ -435,6 +436,8 @@ class PlaybookStep:
         extra = {"duo_secrets_dir": str(ctx.paths.secrets_dir.resolve()), **self.extra_vars}
         cmd = [self.executable or tool_path("ansible-playbook"), str(root / self.playbook)]
         cmd += ["-i", str(ctx.paths.inventory.resolve()), "-e", json.dumps(extra)]
+        if self.private_key:
+            cmd += ["--private-key", self.private_key]
         config = root / "ansible" / "ansible.cfg"
         env = {"ANSIBLE_CONFIG": str(config)} if config.exists() else {}
         ctx.run_command(cmd, cwd=config.parent if config.exists() else root, env=env)
@@ -465,17 +468,23 @@ class VerifyStep:
             raise StepFailed(f"verification failed (exit code {code}); see the checks above")
 
 
-def cloud_steps(settings: DeploySettings) -> list[Step]:
-    key = Path(settings.ssh_public_key_file).expanduser()
+def private_key_of(public_key_file: str) -> str | None:
+    """The private key beside a .pub file, when it is there."""
+    key = Path(public_key_file).expanduser()
     private = key.with_suffix("") if key.suffix == ".pub" else None
+    return str(private) if private and private.is_file() else None
+
+
+def cloud_steps(settings: DeploySettings) -> list[Step]:
+    private = private_key_of(settings.ssh_public_key_file)
     return [
         PreflightStep(),
         TerraformStep(),
         InventoryStep(),
-        WaitSshStep(key_file=str(private) if private and private.exists() else None),
+        WaitSshStep(key_file=private),
         WaitDnsStep(),
-        PlaybookStep("site", "ansible/playbooks/site.yml"),
-        PlaybookStep("duo", "ansible/playbooks/duo.yml"),
+        PlaybookStep("site", "ansible/playbooks/site.yml", private_key=private),
+        PlaybookStep("duo", "ansible/playbooks/duo.yml", private_key=private),
         VerifyStep(),
     ]
 
@@ -554,7 +563,10 @@ def deploy_main(
         )
         paths = DeployPaths(root=root, target_dir=deploy_dir / args.cloud, inventory=inventory)
         ctx = Context(args.cloud, paths, Progress(paths.log_file, progress_stream), settings)
-        pipeline = Pipeline(chosen, ctx, command=f"duoctl deploy {args.cloud}")
+        command = f"duoctl deploy {args.cloud}"
+        if args.cloud == "hosts":
+            command += f" --inventory {args.inventory}"
+        pipeline = Pipeline(chosen, ctx, command=command)
         ok = pipeline.run(inputs, from_step=args.from_step)
     except (SettingsError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

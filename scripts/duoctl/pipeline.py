@@ -203,10 +203,11 @@ class Context:
             )
         except OSError as exc:
             raise StepFailed(f"cannot run {cmd[0]}: {exc}") from exc
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            self.progress.output(line)
-        code = proc.wait()
+        with proc:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                self.progress.output(line)
+            code = proc.wait()
         if code != 0:
             raise StepFailed(f"{Path(cmd[0]).name} exited with code {code}")
 

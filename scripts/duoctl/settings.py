@@ -117,12 +117,25 @@ def default_ssh_key() -> str:
     )
 
 
+def _aws_configured_region() -> str | None:
+    """The region of the AWS CLI configuration (~/.aws/config, AWS_PROFILE), if any."""
+    import boto3  # type: ignore[import-untyped]
+
+    region: str | None = boto3.session.Session().region_name
+    return region
+
+
 def _from_environment(cloud: str, env: Mapping[str, str]) -> dict[str, str]:
+    """What the cloud CLIs' own environment variables already say."""
     if cloud == "aws":
-        region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
-        return {"region": region} if region else {}
-    project = env.get("GOOGLE_CLOUD_PROJECT") or env.get("CLOUDSDK_CORE_PROJECT")
-    return {"project": project} if project else {}
+        found = {"region": env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")}
+    else:
+        found = {
+            "project": env.get("GOOGLE_CLOUD_PROJECT") or env.get("CLOUDSDK_CORE_PROJECT"),
+            "region": env.get("CLOUDSDK_COMPUTE_REGION"),
+            "zone": env.get("CLOUDSDK_COMPUTE_ZONE"),
+        }
+    return {k: v for k, v in found.items() if v}
 
 
 def resolve(
@@ -140,6 +153,8 @@ def resolve(
     merged: dict[str, Any] = dict(_from_environment(cloud, os.environ if env is None else env))
     merged.update(saved)
     merged.update({k: v for k, v in overrides.items() if v is not None})
+    if cloud == "aws" and not merged.get("region") and env is None:
+        merged["region"] = _aws_configured_region()
     if merged.setdefault("cloud", cloud) != cloud:
         raise SettingsError(f"the saved settings are for cloud {merged['cloud']!r}, not {cloud!r}")
     example = "us-east-1" if cloud == "aws" else "europe-west4"
