@@ -1,0 +1,261 @@
+"""STAND-IN for the GitLab EE Omnibus package's commands (gitlab-ctl, gitlab-rails,
+gitlab-rake) and its web front end. It is NOT GitLab: it exists only for offline tests.
+
+Contract followed (the parts the deployment roles rely on):
+- every call of gitlab-ctl / gitlab-rails / gitlab-rake is appended to
+  /var/log/gitlab/standin/calls.log ("<command> <args...>", secrets never logged);
+- `gitlab-ctl reconfigure` reads /etc/gitlab/gitlab.rb like Omnibus does for: external_url,
+  letsencrypt['enable'], nginx['ssl_certificate'] / nginx['ssl_certificate_key'] (default
+  /etc/gitlab/ssl/<host>.crt|.key), gitlab_rails['env'] (one file per variable under
+  /opt/gitlab/etc/gitlab-rails/env/, as Omnibus writes them), then (re)starts the web front
+  end; it fails like Omnibus when the URL is missing or the certificate files are absent, and
+  it cannot obtain a Let's Encrypt certificate (no ACME here);
+- the web front end (systemd unit gitlab-runsvdir) serves HTTPS on 443 with the configured
+  certificate and redirects HTTP on 80 to it; `/-/readiness`, `/-/liveness`, `/-/health`
+  answer 200 only to the monitoring allowlist (loopback), 404 to others, as GitLab does;
+  `/` redirects to `/users/sign_in` (200);
+- `gitlab-rails runner <script>` for the personal access token script: inputs and output
+  follow the role's script (environment DUO_TOKEN_USER, DUO_TOKEN_NAME,
+  DUO_TOKEN_EXPIRES_IN_DAYS, DUO_TOKEN_MIN_VALID_DAYS, DUO_TOKEN_CURRENT; one JSON line
+  {"status": "exists"} when the held token is still valid, else the old one is revoked and
+  {"status": "created", "token": ...} is printed);
+- `gitlab-rake gitlab:license:load` needs the license file (GITLAB_LICENSE_FILE or
+  /etc/gitlab/Gitlab.gitlab-license).
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import http.server
+import ipaddress
+import json
+import os
+import re
+import ssl
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from urllib.parse import urlparse
+
+GITLAB_RB = Path("/etc/gitlab/gitlab.rb")
+STATE_DIR = Path("/var/opt/gitlab/standin")
+WEB_CONFIG = STATE_DIR / "web.json"
+TOKENS = STATE_DIR / "tokens.json"
+CALLS_LOG = Path("/var/log/gitlab/standin/calls.log")
+ENV_DIR = Path("/opt/gitlab/etc/gitlab-rails/env")
+WEB_UNIT = "gitlab-runsvdir"
+
+
+def record(command: str, args: list[str]) -> None:
+    CALLS_LOG.parent.mkdir(parents=True, exist_ok=True)
+    with CALLS_LOG.open("a") as log:
+        log.write(" ".join([command, *args]) + "\n")
+
+
+def fail(message: str) -> int:
+    print(message, file=sys.stderr)
+    return 1
+
+
+def rb_setting(text: str, pattern: str) -> str | None:
+    match = re.search(pattern, text, re.MULTILINE)
+    return match.group(1) if match else None
+
+
+def parse_gitlab_rb(text: str) -> dict[str, object]:
+    text = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+    url = rb_setting(text, r"^\s*external_url\s+['\"]([^'\"]+)['\"]")
+    letsencrypt = rb_setting(text, r"^\s*letsencrypt\['enable'\]\s*=\s*(true|false|nil)")
+    cert = rb_setting(text, r"^\s*nginx\['ssl_certificate'\]\s*=\s*['\"]([^'\"]+)['\"]")
+    key = rb_setting(text, r"^\s*nginx\['ssl_certificate_key'\]\s*=\s*['\"]([^'\"]+)['\"]")
+    env_block = rb_setting(text, r"^\s*gitlab_rails\['env'\]\s*=\s*\{([^}]*)\}") or ""
+    env = {
+        k: v.strip("'\"")
+        for k, v in re.findall(r"['\"](\w+)['\"]\s*=>\s*('[^']*'|\"[^\"]*\"|\w+)", env_block)
+    }
+    return {"external_url": url, "letsencrypt": letsencrypt, "cert": cert, "key": key, "env": env}
+
+
+def reconfigure() -> int:
+    if not GITLAB_RB.exists():
+        return fail(f"{GITLAB_RB} is missing")
+    settings = parse_gitlab_rb(GITLAB_RB.read_text())
+    url = settings["external_url"]
+    if not isinstance(url, str):
+        return fail("external_url is not set in /etc/gitlab/gitlab.rb")
+    parsed = urlparse(url)
+    host = parsed.hostname or ""
+    https = parsed.scheme == "https"
+    # Omnibus turns Let's Encrypt on by default for an https external_url.
+    letsencrypt = https and settings["letsencrypt"] in (None, "true")
+    if letsencrypt:
+        return fail(
+            "letsencrypt: cannot obtain a certificate for "
+            f"{host}: no ACME server is reachable from this stand-in"
+        )
+    cert = str(settings["cert"] or f"/etc/gitlab/ssl/{host}.crt")
+    key = str(settings["key"] or f"/etc/gitlab/ssl/{host}.key")
+    if https and not (Path(cert).is_file() and Path(key).is_file()):
+        return fail(f"nginx: certificate {cert} or key {key} not found")
+    env = settings["env"]
+    assert isinstance(env, dict)
+    ENV_DIR.mkdir(parents=True, exist_ok=True)
+    for old in ENV_DIR.iterdir():
+        old.unlink()
+    for name, value in env.items():
+        (ENV_DIR / name).write_text(str(value))
+    STATE_DIR.mkdir(parents=True, exist_ok=True)
+    WEB_CONFIG.write_text(
+        json.dumps({"url": url, "host": host, "https": https, "cert": cert, "key": key})
+    )
+    subprocess.run(["systemctl", "restart", WEB_UNIT], check=True)
+    print("gitlab Reconfigured!")
+    return 0
+
+
+def gitlab_ctl(args: list[str]) -> int:
+    record("gitlab-ctl", args)
+    command = args[0] if args else "status"
+    if command == "reconfigure":
+        return reconfigure()
+    if command in ("restart", "start", "hup") and WEB_CONFIG.exists():
+        subprocess.run(["systemctl", "restart", WEB_UNIT], check=True)
+        return 0
+    if command == "stop":
+        subprocess.run(["systemctl", "stop", WEB_UNIT], check=True)
+        return 0
+    if command == "status":
+        active = subprocess.run(["systemctl", "is-active", "--quiet", WEB_UNIT], check=False)
+        print(f"{'run' if active.returncode == 0 else 'down'}: nginx (stand-in)")
+        return active.returncode
+    return 0
+
+
+def _load_tokens() -> dict[str, dict[str, object]]:
+    return json.loads(TOKENS.read_text()) if TOKENS.exists() else {}
+
+
+def personal_access_token() -> int:
+    """Emulates the role's token script against a small token table."""
+    user = os.environ["DUO_TOKEN_USER"]
+    name = os.environ["DUO_TOKEN_NAME"]
+    today = datetime.date.today()
+    min_valid = today + datetime.timedelta(days=int(os.environ["DUO_TOKEN_MIN_VALID_DAYS"]))
+    current = os.environ.get("DUO_TOKEN_CURRENT", "")
+    tokens = _load_tokens()
+    if user != "root":
+        print(json.dumps({"status": "error", "message": f"user {user} not found"}))
+        return 1
+    held = tokens.get(hashlib.sha256(current.encode()).hexdigest()) if current else None
+    if held and not held["revoked"] and str(held["expires_at"]) > min_valid.isoformat():
+        print(json.dumps({"status": "exists", "expires_at": held["expires_at"]}))
+        return 0
+    for entry in tokens.values():
+        if entry["name"] == name:
+            entry["revoked"] = True
+    serial = len(tokens) + 1
+    token = "glpat-" + hashlib.sha256(f"{name}-{serial}".encode()).hexdigest()[:20]
+    expires_at = today + datetime.timedelta(days=int(os.environ["DUO_TOKEN_EXPIRES_IN_DAYS"]))
+    tokens[hashlib.sha256(token.encode()).hexdigest()] = {
+        "name": name,
+        "user": user,
+        "scopes": ["api"],
+        "expires_at": expires_at.isoformat(),
+        "revoked": False,
+    }
+    STATE_DIR.mkdir(parents=True, exist_ok=True)
+    TOKENS.write_text(json.dumps(tokens, indent=2))
+    print(json.dumps({"status": "created", "token": token, "expires_at": expires_at.isoformat()}))
+    return 0
+
+
+def gitlab_rails(args: list[str]) -> int:
+    record("gitlab-rails", args)
+    if not args or args[0] != "runner":
+        return 0
+    rest = [a for a in args[1:] if a not in ("-e", "production")]
+    script = rest[0] if rest else ""
+    code = Path(script).read_text() if script and Path(script).is_file() else script
+    if "personal_access_tokens" in code:
+        return personal_access_token()
+    return 0
+
+
+def gitlab_rake(args: list[str]) -> int:
+    record("gitlab-rake", args)
+    if args and args[0].startswith("gitlab:license:load"):
+        license_file = os.environ.get("GITLAB_LICENSE_FILE", "/etc/gitlab/Gitlab.gitlab-license")
+        if not Path(license_file).is_file():
+            return fail(f"License file not found: {license_file}")
+        print("License Added:")
+    return 0
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    server_version = "nginx"
+    monitoring = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+
+    def _send(self, code: int, body: str, content_type: str = "application/json") -> None:
+        data = body.encode()
+        self.send_response(code)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _redirect(self, location: str) -> None:
+        self.send_response(302 if self.server.server_port == 443 else 301)
+        self.send_header("Location", location)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def do_GET(self) -> None:
+        config = json.loads(WEB_CONFIG.read_text())
+        if self.server.server_port == 80 and config["https"]:
+            self._redirect(f"https://{config['host']}{self.path}")
+            return
+        path = urlparse(self.path).path
+        if path in ("/-/readiness", "/-/liveness", "/-/health"):
+            client = ipaddress.ip_address(self.client_address[0])
+            if not any(client in net for net in self.monitoring):
+                self._send(404, '{"message":"404 Not Found"}')
+            elif path == "/-/health":
+                self._send(200, "GitLab OK", "text/plain")
+            else:
+                self._send(200, '{"status":"ok","master_check":[{"status":"ok"}]}')
+        elif path == "/":
+            self._redirect(f"{config['url']}/users/sign_in")
+        elif path == "/users/sign_in":
+            self._send(200, "<html><title>Sign in - GitLab</title></html>", "text/html")
+        else:
+            self._send(404, '{"message":"404 Not Found"}')
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+
+def serve() -> int:
+    config = json.loads(WEB_CONFIG.read_text())
+    servers = []
+    # Like GitLab's bundled nginx: all interfaces (listen_addresses ['*']).
+    if config["https"]:
+        tls = http.server.ThreadingHTTPServer(("0.0.0.0", 443), Handler)  # noqa: S104
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(config["cert"], config["key"])
+        tls.socket = context.wrap_socket(tls.socket, server_side=True)
+        servers.append(tls)
+    servers.append(http.server.ThreadingHTTPServer(("0.0.0.0", 80), Handler))  # noqa: S104
+    for server in servers[1:]:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    servers[0].serve_forever()
+    return 0
+
+
+COMMANDS = {"gitlab-ctl": gitlab_ctl, "gitlab-rails": gitlab_rails, "gitlab-rake": gitlab_rake}
+
+if __name__ == "__main__":
+    if sys.argv[1] == "serve":
+        sys.exit(serve())
+    sys.exit(COMMANDS[sys.argv[1]](sys.argv[2:]))
