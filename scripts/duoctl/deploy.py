@@ -483,17 +483,29 @@ def cloud_steps(settings: DeploySettings) -> list[Step]:
         InventoryStep(),
         WaitSshStep(key_file=private),
         WaitDnsStep(),
-        PlaybookStep("site", "ansible/playbooks/site.yml", private_key=private),
-        PlaybookStep("duo", "ansible/playbooks/duo.yml", private_key=private),
+        PlaybookStep(
+            "site",
+            "ansible/playbooks/site.yml",
+            extra_vars={"gitlab_tls_mode": "letsencrypt" if settings.letsencrypt else "selfsigned"},
+            private_key=private,
+        ),
+        PlaybookStep(
+            "duo", "ansible/playbooks/duo.yml", extra_vars=_duo_vars(), private_key=private
+        ),
         VerifyStep(),
     ]
+
+
+def _duo_vars() -> dict[str, Any]:
+    """duo.yml runs `duoctl configure`: this environment's duoctl, whatever PATH holds."""
+    return {"duo_duoctl_executable": tool_path("duoctl")}
 
 
 def hosts_steps() -> list[Step]:
     return [
         WaitSshStep(),
         PlaybookStep("site", "ansible/playbooks/site.yml"),
-        PlaybookStep("duo", "ansible/playbooks/duo.yml"),
+        PlaybookStep("duo", "ansible/playbooks/duo.yml", extra_vars=_duo_vars()),
         VerifyStep(),
     ]
 

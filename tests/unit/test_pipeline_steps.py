@@ -193,3 +193,17 @@ def test_terminal_progress_redraws_the_status_line(tmp_path: Path):
     progress.stop()
     text = term.getvalue()
     assert "\r\033[K[2/8] terraform 0s | aws_instance.gitlab: Creating..." in text
+
+
+def test_default_step_lists(tmp_path: Path):
+    steps = deploy.cloud_steps(make_settings(tmp_path, letsencrypt=False))
+    assert [s.name for s in steps] == list(deploy.CLOUD_STEPS)
+    site, duo = (s for s in steps if isinstance(s, deploy.PlaybookStep))
+    assert site.extra_vars == {"gitlab_tls_mode": "selfsigned"}
+    assert duo.extra_vars["duo_duoctl_executable"].endswith("duoctl")
+    assert [s.name for s in deploy.hosts_steps()] == list(deploy.HOSTS_STEPS)
+    private = tmp_path / "id"
+    private.write_text("private")
+    steps = deploy.cloud_steps(make_settings(tmp_path))
+    assert steps[3].key_file == str(private)  # type: ignore[attr-defined]
+    assert steps[5].extra_vars == {"gitlab_tls_mode": "letsencrypt"}  # type: ignore[attr-defined]
