@@ -176,7 +176,8 @@ def junit_checks(xml_text: str) -> list[Check]:
 
 
 def _first_message(message: str) -> str:
-    message = re.sub(r"^(AssertionError|Failed|Skipped): ", "", message.strip())
+    message = re.sub(r'^failed on setup with "', "", message.strip())
+    message = re.sub(r"^(AssertionError|Failed|Skipped): ", "", message)
     message = re.sub(r"^.*?\.py:\d+: (Skipped: )?", "", message)
     return message.splitlines()[0].strip() if message else ""
 
@@ -203,9 +204,12 @@ class PytestSuite:
         if self.ssh_identity_file:
             cmd.append(f"--ssh-identity-file={self.ssh_identity_file}")
         try:
+            # ansible-inventory and friends live beside this interpreter (a venv not activated).
+            path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
             proc = subprocess.run(
                 cmd,
                 cwd=self.suite.parents[1],
+                env={**os.environ, "PATH": path},
                 capture_output=True,
                 text=True,
                 timeout=self.timeout,
@@ -221,7 +225,7 @@ def suite_checks(runner: SuiteRunner, inventory: Path) -> list[Check]:
         junit = Path(tmp) / "infra.xml"
         code, output = runner(inventory, junit)
         checks = junit_checks(junit.read_text(encoding="utf-8")) if junit.exists() else []
-    if not checks or (code not in (0, 1) and not any(c.status == "fail" for c in checks)):
+    if not checks or code not in (0, 1):
         tail = " | ".join(line for line in output.strip().splitlines()[-5:])
         checks.append(
             Check("testinfra", "infra suite ran", "fail", HOP_GITLAB, f"exit {code}: {tail}")

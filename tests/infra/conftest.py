@@ -126,7 +126,8 @@ def http(
 ) -> dict[str, Any]:
     """An HTTP request made from `host` itself: {status, body} or {error}."""
     data = json.dumps(body) if body is not None else ""
-    out = host.run("python3 -c %s %s %s %s %s %s", HTTP_PROBE, url, method, cafile, data, timeout)
+    args = (HTTP_PROBE, url, method, cafile, data, str(timeout))
+    out = host.run("python3 -c %s %s %s %s %s %s", *args)
     return probe_result(out.stdout or out.stderr)
 
 
@@ -139,12 +140,14 @@ def skip_unless_present(host: Any, path: str, why: str) -> None:
         pytest.skip(f"{path} does not exist ({why})")
 
 
-@pytest.fixture(scope="module")
+# Function-scoped on purpose: a fixture that fails then fails one named check, after
+# _record_check has recorded its name.
+@pytest.fixture
 def address(host: Any) -> str:
     return private_address(host)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def gitlab_domain(host: Any) -> str:
     domain = var(host, "gitlab_domain") or var(host, "gitlab_external_domain")
     if not domain:

@@ -44,7 +44,7 @@ def grpc_port(host: Any) -> int:
     return int(var(host, "ai_gateway_grpc_port", "ai_gateway", 50052))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def container(host: Any) -> dict[str, Any]:
     name = container_name(host)
     out = host.run("docker inspect %s", name)
@@ -129,12 +129,19 @@ def test_gateway_reaches_ollama(host: Any) -> None:
     )
 
 
-@pytest.mark.parametrize(
-    "name", ["", "ai-gateway.env", "duo_workflow_jwt.key"], ids=["dir", "env", "jwt"]
-)
+def test_gateway_config_dir_private(host: Any) -> None:
+    """The gateway's configuration folder is private to root."""
+    path = config_dir(host)
+    folder = host.file(path)
+    assert folder.is_directory, f"{path} is missing: the gateway is not configured"
+    problem = secret_mode_problem(path, folder.mode, folder.user)
+    assert not problem, problem
+
+
+@pytest.mark.parametrize("name", ["ai-gateway.env", "duo_workflow_jwt.key"])
 def test_gateway_secret_not_readable_by_others(host: Any, name: str) -> None:
-    """The gateway's env file, JWT signing key and their directory are private to root."""
-    path = f"{config_dir(host)}/{name}".rstrip("/")
+    """The gateway's env file and JWT signing key are readable by root only."""
+    path = f"{config_dir(host)}/{name}"
     file = host.file(path)
     assert file.exists, f"{path} is missing: the gateway is not configured"
     problem = secret_mode_problem(path, file.mode, file.user)

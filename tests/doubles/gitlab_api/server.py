@@ -5,7 +5,12 @@ Enterprise license. Contract followed: `/api/graphql` executes every document wi
 graphql-core against GitLab's real schema (shared/reference/gitlab-graphql/, chosen by
 version), so a document GitLab would reject fails here too and is recorded in
 `invalid_documents`; the REST endpoints `/api/v4/version` and `/api/v4/application/settings`
-answer like GitLab (admin token required, 401/403 bodies as GitLab sends them).
+answer like GitLab (admin token required, 401/403 bodies as GitLab sends them);
+`POST /api/v4/code_suggestions/completions` answers like GitLab's Code Suggestions API
+(ee/lib/api/code_suggestions.rb): 400 for a missing `current_file` field, 401 with
+`X-GitLab-Error-Origin: monolith` for a user without a Duo seat or with Code Completion not
+mapped to a self-hosted model, else the gateway's answer in the OpenAI completion shape
+(`choices[0].text` = `completion_text`).
 Every request is logged so tests can count requests and mutations.
 """
 
@@ -63,6 +68,7 @@ class GitLabDouble:
         self.log: list[Logged] = []
         self.invalid_documents: list[str] = []
         self.fail_next: list[int] = []  # HTTP status codes to answer the next requests with
+        self.completion_text = "    if n < 2:\n        return n\n"
         self.url = ""
         self._lock = threading.Lock()
 
@@ -312,6 +318,32 @@ def _model_input(data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def code_completion(double: GitLabDouble, body: dict[str, Any], admin: bool) -> tuple[int, Any]:
+    """POST /api/v4/code_suggestions/completions as GitLab answers it (see the header)."""
+    current = body.get("current_file")
+    missing = [
+        f"current_file[{key}] is missing"
+        for key in ("file_name", "content_above_cursor")
+        if not isinstance(current, dict) or key not in current
+    ]
+    if missing:
+        return 400, {"error": ", ".join(missing)}
+    gl = double.instance
+    user = gl.users["root" if admin else "alice"]
+    setting = gl.features.get("code_completions", {})
+    model = gl.models.get(setting.get("model_id")) if setting.get("model_id") else None
+    if user.id not in gl.seats or model is None or not gl.duo.get("aiGatewayUrl"):
+        return 401, {"message": "401 Unauthorized"}
+    choice = {"text": double.completion_text, "index": 0, "finish_reason": "length"}
+    return 200, {
+        "id": "id",
+        "model": {"engine": "custom_openai", "name": model.identifier, "lang": "python"},
+        "object": "text_completion",
+        "created": 1763812800,
+        "choices": [choice],
+    }
+
+
 # ---------------------------------------------------------------- HTTP
 
 
@@ -376,6 +408,16 @@ class _Handler(BaseHTTPRequestHandler):
                     self._send(200, double.instance.settings_view())
             else:
                 self._send(405, {"message": "405 Method Not Allowed"})
+        elif path == "/api/v4/code_suggestions/completions" and method == "POST":
+            status, answer = code_completion(double, body, admin)
+            data = json.dumps(answer).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            if status == 401:
+                self.send_header("X-GitLab-Error-Origin", "monolith")
+            self.end_headers()
+            self.wfile.write(data)
         else:
             self._send(404, {"message": "404 Not Found"})
 

@@ -1,0 +1,295 @@
+"""`duoctl verify` against local targets: the GitLab API double for the completion, the SSH
+server double for the rake check, and the infra suite itself run on this machine through an
+inventory whose three hosts use Ansible's local connection (all traffic stays on loopback)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import yaml
+from duoctl import verify
+from duoctl.cli import main
+
+from tests.doubles.gitlab_api import ADMIN_TOKEN, USER_TOKEN, GitLabDouble, gitlab_double
+from tests.doubles.ssh_hosts import inventory_for, ssh_hosts
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "duo.yml"
+GATEWAY_STANDIN = ROOT / "tests" / "doubles" / "ai_gateway_image" / "server.py"
+
+
+def write_inventory(path: Path, gitlab_url: str) -> Path:
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "all": {
+                    "vars": {"duo_cloud": "hosts", "gitlab_url": gitlab_url},
+                    "children": {"gitlab": {"hosts": {"gitlab-vm": {"ansible_host": "127.0.0.1"}}}},
+                }
+            }
+        )
+    )
+    return path
+
+
+@pytest.fixture
+def configured(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Iterator[GitLabDouble]:
+    """A GitLab double configured by `duoctl configure` with the example duo.yml."""
+    with gitlab_double() as double:
+        config = yaml.safe_load(EXAMPLE.read_text())
+        config["gitlab"]["url"] = double.url
+        (tmp_path / "duo.yml").write_text(yaml.safe_dump(config))
+        (tmp_path / "token").write_text(ADMIN_TOKEN + "\n")
+        args = ["configure", "--config", str(tmp_path / "duo.yml")]
+        assert main([*args, "--token-file", str(tmp_path / "token")]) == 0
+        capsys.readouterr()
+        yield double
+
+
+def run_verify(tmp_path: Path, double: GitLabDouble, *extra: str) -> tuple[int, str]:
+    inventory = write_inventory(tmp_path / "inventory.yml", double.url)
+    args = ["verify", "--inventory", str(inventory), "--skip-suite", "--skip-rake", *extra]
+    return main(args), ""
+
+
+def test_completion_through_a_configured_gitlab_passes_and_prints_latency(
+    tmp_path: Path, configured: GitLabDouble, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _ = run_verify(tmp_path, configured, "--token-file", str(tmp_path / "token"))
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "✔ code completion through GitLab:" in out and " ms, returned 'if n < 2:'" in out
+    assert "Verified: GitLab → gateway → model answered a code completion in" in out
+    assert ADMIN_TOKEN not in out
+    calls = [e for e in configured.log if e.path.endswith("/code_suggestions/completions")]
+    assert len(calls) == 1 and calls[0].method == "POST"
+
+
+def test_token_found_in_the_deploy_secrets_next_to_the_inventory(
+    tmp_path: Path, configured: GitLabDouble, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secrets = tmp_path / ".deploy" / "hosts" / "secrets"
+    secrets.mkdir(parents=True)
+    (secrets / "gitlab_admin_token").write_text(ADMIN_TOKEN)
+    (tmp_path / "inventory").mkdir()
+    inventory = write_inventory(tmp_path / "inventory" / "hosts.yml", configured.url)
+    code = main(["verify", "--inventory", str(inventory), "--skip-suite", "--skip-rake", "--json"])
+    report = yaml.safe_load(capsys.readouterr().out)
+    assert code == 0 and report["ok"] is True
+    assert isinstance(report["completion_latency_ms"], int)
+
+
+def test_user_without_a_seat_is_the_seat_hop(
+    tmp_path: Path, configured: GitLabDouble, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "user-token").write_text(USER_TOKEN)
+    code, _ = run_verify(tmp_path, configured, "--token-file", str(tmp_path / "user-token"))
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "GitLab answered 401" in out and "no GitLab Duo seat" in out
+    assert "Broken hop: seat/license" in out
+
+
+def test_unknown_token_is_refused(
+    tmp_path: Path, configured: GitLabDouble, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "bad-token").write_text("glpat-not-a-token")
+    assert run_verify(tmp_path, configured, "--token-file", str(tmp_path / "bad-token"))[0] == 1
+    assert "Broken hop: seat/license" in capsys.readouterr().out
+
+
+def test_gitlab_without_duo_configuration_refuses_the_completion(tmp_path: Path) -> None:
+    with gitlab_double() as double:
+        double.instance.seats.add(1)  # root has a seat, but nothing is configured
+        session = requests.Session()
+        check, _ = verify.completion_check(session, double.url, ADMIN_TOKEN)
+    assert (check.status, check.hop) == ("fail", verify.HOP_SEAT)
+
+
+def test_gateway_error_behind_gitlab_names_the_path(
+    tmp_path: Path, configured: GitLabDouble, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configured.fail_next = [502]
+    code, _ = run_verify(tmp_path, configured, "--token-file", str(tmp_path / "token"))
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "GitLab answered 502" in out
+    assert "Broken hop: GitLab → gateway → model (only the completion failed" in out
+
+
+def test_the_request_is_one_gitlab_accepts() -> None:
+    with gitlab_double() as double:
+        answer = requests.post(
+            double.url + verify.COMPLETIONS_PATH,
+            json={"current_file": {"content_above_cursor": "x"}},
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+            timeout=10,
+        )
+        assert answer.status_code == 400
+        assert answer.json() == {"error": "current_file[file_name] is missing"}
+        assert requests.post(double.url + verify.COMPLETIONS_PATH, timeout=10).status_code == 401
+        # verify's own request passes GitLab's parameter validation (401: no seat, not 400)
+        check, _ = verify.completion_check(requests.Session(), double.url, ADMIN_TOKEN)
+        assert "401" in check.detail
+
+
+def test_private_ca_gitlab_needs_its_ca(tmp_path: Path) -> None:
+    with gitlab_double(tls_dir=tmp_path) as double:
+        double.instance.seats.add(1)
+        session = requests.Session()
+        check, _ = verify.completion_check(session, double.url, ADMIN_TOKEN)
+        assert (check.status, check.hop) == ("fail", verify.HOP_TLS)
+        check, _ = verify.completion_check(
+            session, double.url, ADMIN_TOKEN, verify=str(tmp_path / "ca.crt")
+        )
+        assert check.hop != verify.HOP_TLS and "401" in check.detail
+
+
+def test_rake_check_runs_over_ssh_with_the_inventory_user_and_key(tmp_path: Path) -> None:
+    with ssh_hosts(["gitlab-vm", "gateway-vm", "ollama-vm"]) as hosts:
+        path = tmp_path / "inventory.yml"
+        path.write_text(yaml.safe_dump(inventory_for(hosts)))
+        deployment = verify.load_deployment(path)
+        runner = verify.ssh_runner_for(deployment, str(hosts.key_file))
+        assert (runner.host, runner.port, runner.user) == (
+            "127.0.0.1",
+            hosts["gitlab-vm"].port,
+            "ubuntu",
+        )
+        checks = verify.rake_checks(runner, "root", timeout=30)
+        assert hosts["gitlab-vm"].execs == [
+            "sudo -n gitlab-rake 'gitlab:duo:verify_self_hosted_setup[root]'"
+        ]
+    # The SSH stand-in runs nothing and prints nothing: that is not a pass.
+    assert [c.status for c in checks] == ["fail"]
+    assert checks[0].name == "rake printed no check"
+
+
+def test_rake_check_reports_an_unreachable_gitlab_host(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    runner = verify.SshRunner("127.0.0.1", "ubuntu", port, connect_timeout=5)
+    (check,) = verify.rake_checks(runner, "root", timeout=10)
+    assert (check.status, check.hop, check.name) == (
+        "fail",
+        verify.HOP_GITLAB,
+        "SSH to the GitLab host",
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def local_gateway() -> Iterator[tuple[int, int]]:
+    """The gateway stand-in on this machine: HTTP on loopback, its TCP port on every interface."""
+    http_port, grpc_port = free_port(), free_port()
+    env = dict(
+        os.environ,
+        AIGW_FASTAPI__API_HOST="127.0.0.1",
+        AIGW_FASTAPI__API_PORT=str(http_port),
+        PORT=str(grpc_port),
+    )
+    proc = subprocess.Popen([sys.executable, str(GATEWAY_STANDIN)], env=env)
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", http_port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        yield http_port, grpc_port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def local_inventory(path: Path, gateway: tuple[int, int], gitlab_url: str) -> Path:
+    local: dict[str, Any] = {"ansible_connection": "local", "private_ip": "127.0.0.1"}
+    http_port, grpc_port = gateway
+    data = {
+        "all": {
+            "vars": {
+                "duo_cloud": "hosts",
+                "gitlab_domain": "localhost",
+                "gitlab_url": gitlab_url,
+                "gateway_url": f"http://127.0.0.1:{http_port}",
+                "ollama_endpoint": f"http://127.0.0.1:{free_port()}/v1",
+            },
+            "children": {
+                "gitlab": {"hosts": {"gitlab-vm": local}},
+                "ai_gateway": {
+                    "hosts": {
+                        "gateway-vm": {
+                            **local,
+                            "ai_gateway_http_port": http_port,
+                            "ai_gateway_grpc_port": grpc_port,
+                        }
+                    }
+                },
+                "ollama": {"hosts": {"ollama-vm": {**local, "ollama_port": free_port()}}},
+            },
+        }
+    }
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.mark.slow
+def test_infra_suite_names_each_broken_check(
+    tmp_path: Path, local_gateway: tuple[int, int]
+) -> None:
+    """The real suite, run the way duoctl verify runs it, on hosts that are not deployed."""
+    inventory = local_inventory(tmp_path / "inventory.yml", local_gateway, "https://localhost")
+    suite = verify.PytestSuite(ROOT / "tests" / "infra", sudo=False, timeout=300)
+    checks = verify.suite_checks(suite, inventory)
+    by_name = {(c.host, c.name): c for c in checks}
+    _, grpc_port = local_gateway
+
+    def get(host: str, name: str) -> verify.Check:
+        return by_name[(host, name)]
+
+    assert get("gateway-vm", "The gateway's /monitoring/healthz answers 200").status == "pass"
+    assert (
+        get("gateway-vm", "The gateway's / refuses an unauthenticated request with 401").status
+        == "pass"
+    )
+    private = "The gateway's ports 5052 and 50052 listen on the private address only"
+    assert get("gateway-vm", f"{private} (http)").status == "pass"
+    grpc = get("gateway-vm", f"{private} (grpc)")
+    assert (grpc.status, grpc.hop) == ("fail", verify.HOP_GATEWAY)
+    assert grpc.detail == (
+        f"gateway port {grpc_port} is bound to 0.0.0.0, every interface "
+        "(must be the private address 127.0.0.1)"
+    )
+    service = get("gitlab-vm", "GitLab's service gitlab-runsvdir is running and enabled")
+    assert (service.status, service.detail) == (
+        "fail",
+        "GitLab service gitlab-runsvdir is not running",
+    )
+    ollama = get("ollama-vm", "Ollama's service is running and enabled")
+    assert (ollama.status, ollama.hop) == ("fail", verify.HOP_MODEL)
+    reach = get(
+        "gitlab-vm", "GitLab reaches the gateway's /monitoring/healthz (what the rake check probes)"
+    )
+    assert reach.status == "pass"
+    gpu = get(
+        "ollama-vm", "Ollama runs the model on the GPU (ollama ps: 100% GPU) when the host has one"
+    )
+    assert gpu.status == "skip" and "no NVIDIA GPU" in gpu.detail
+    report = verify.Report(checks)
+    assert report.broken_hops()[0] in (verify.HOP_TLS, verify.HOP_GITLAB)
+    assert verify.HOP_GATEWAY in report.broken_hops() and verify.HOP_MODEL in report.broken_hops()
