@@ -154,8 +154,14 @@ def _add_verify(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument(
         "--timeout", type=float, default=180, help="seconds to wait for the completion (180)"
     )
+    p.add_argument(
+        "--no-sudo", action="store_true", help="run the host checks without sudo (root logins)"
+    )
     p.add_argument("--skip-suite", action="store_true", help="do not run the host checks")
     p.add_argument("--skip-rake", action="store_true", help="do not run the rake check")
+    p.add_argument(
+        "--skip-completion", action="store_true", help="do not request a code completion"
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_run_verify)
 

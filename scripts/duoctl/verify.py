@@ -566,6 +566,21 @@ class Verifier:
         return report
 
 
+def _completion_inputs(
+    args: argparse.Namespace, inventory: Path, deployment: Deployment
+) -> tuple[str, str | None, bool | str]:
+    """GitLab's URL, the automation token and the TLS verification setting for the completion."""
+    gitlab_url = args.gitlab_url or deployment.gitlab_url
+    if not gitlab_url:
+        raise VerifyInputError(f"{inventory} sets neither gitlab_url nor gitlab_domain")
+    dirs = secrets_dirs(inventory, deployment.cloud)
+    token_file = Path(args.token_file) if args.token_file else None
+    token_file = token_file or find_file(d / "gitlab_admin_token" for d in dirs)
+    token = read_token(token_file) if token_file else os.environ.get("GITLAB_TOKEN") or None
+    ca_file = args.ca_file or find_file(d / "gitlab_ca.crt" for d in dirs)
+    return gitlab_url, token, str(ca_file) if ca_file else True
+
+
 def main(args: argparse.Namespace) -> int:
     try:
         inventory = Path(args.inventory) if args.inventory else default_inventory()
@@ -573,29 +588,38 @@ def main(args: argparse.Namespace) -> int:
             raise VerifyInputError(
                 "no inventory: pass --inventory FILE (inventory/aws.yml after `make deploy-aws`)"
             )
-        deployment = load_deployment(inventory)
-        gitlab_url = args.gitlab_url or deployment.gitlab_url
-        if not gitlab_url:
-            raise VerifyInputError(f"{inventory} sets neither gitlab_url nor gitlab_domain")
-        dirs = secrets_dirs(inventory, deployment.cloud)
-        token_file = Path(args.token_file) if args.token_file else None
-        token_file = token_file or find_file(d / "gitlab_admin_token" for d in dirs)
-        token = read_token(token_file) if token_file else os.environ.get("GITLAB_TOKEN") or None
-        ca_file = args.ca_file or find_file(d / "gitlab_ca.crt" for d in dirs)
-        suite = None if args.skip_suite else PytestSuite(repo_suite(), args.ssh_key)
+        if not inventory.exists():
+            raise VerifyInputError(
+                f"the inventory {inventory} does not exist: pass --inventory FILE (written by "
+                "`duoctl inventory aws|gcp`, or see inventory/hosts.example.yml)"
+            )
+        suite = None
+        if not args.skip_suite:
+            suite = PytestSuite(repo_suite(), args.ssh_key, sudo=not args.no_sudo)
+        # The rake check and the completion need the contract's inventory shape; the suite
+        # takes any inventory Ansible reads (a Molecule inventory directory too).
+        rake: CommandRunner | None = None
+        gitlab_url, token = "", None
+        tls_verify: bool | str = True
+        if not (args.skip_rake and args.skip_completion):
+            deployment = load_deployment(inventory)
+            if not args.skip_rake:
+                rake = ssh_runner_for(deployment, args.ssh_key)
+            if not args.skip_completion:
+                gitlab_url, token, tls_verify = _completion_inputs(args, inventory, deployment)
     except VerifyInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     log = (lambda _line: None) if args.json else (lambda line: print(line, flush=True))
     verifier = Verifier(
         suite=suite,
-        rake=None if args.skip_rake else ssh_runner_for(deployment, args.ssh_key),
-        session=requests.Session(),
+        rake=rake,
+        session=None if args.skip_completion else requests.Session(),
         rake_user=args.user,
         completion_timeout=args.timeout,
         log=log,
     )
-    report = verifier.run(inventory, gitlab_url, token, str(ca_file) if ca_file else True)
+    report = verifier.run(inventory, gitlab_url, token, tls_verify)
     print(
         json.dumps(report.to_json(), indent=2, ensure_ascii=False) if args.json else render(report)
     )

@@ -4,6 +4,7 @@ inventory whose three hosts use Ansible's local connection (all traffic stays on
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -293,3 +294,19 @@ def test_infra_suite_names_each_broken_check(
     report = verify.Report(checks)
     assert report.broken_hops()[0] in (verify.HOP_TLS, verify.HOP_GITLAB)
     assert verify.HOP_GATEWAY in report.broken_hops() and verify.HOP_MODEL in report.broken_hops()
+
+
+@pytest.mark.slow
+def test_verify_command_with_the_suite_only(
+    tmp_path: Path, local_gateway: tuple[int, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`duoctl verify --skip-rake --skip-completion`: the host checks alone, as JSON."""
+    inventory = local_inventory(tmp_path / "inventory.yml", local_gateway, "https://localhost")
+    args = ["verify", "--inventory", str(inventory), "--skip-rake", "--skip-completion"]
+    code = main([*args, "--no-sudo", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 1 and report["ok"] is False
+    assert {c["source"] for c in report["checks"]} == {"testinfra"}
+    assert report["broken_hops"][0] == verify.HOP_TLS
+    details = [c["detail"] for c in report["checks"] if c["status"] == "fail"]
+    assert "GitLab service gitlab-runsvdir is not running" in details

@@ -422,7 +422,7 @@ def test_missing_token_is_a_failed_completion(tmp_path: Path) -> None:
 def test_bad_inventory_is_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     missing = tmp_path / "nope.yml"
     assert main(["verify", "--inventory", str(missing)]) == 2
-    assert "cannot read the inventory" in capsys.readouterr().err
+    assert f"the inventory {missing} does not exist" in capsys.readouterr().err
     no_gitlab = tmp_path / "inv.yml"
     no_gitlab.write_text("all:\n  children:\n    ollama:\n      hosts: {o: {}}\n")
     assert main(["verify", "--inventory", str(no_gitlab)]) == 2
