@@ -1,0 +1,93 @@
+"""Checks the ollama role's result inside its test container.
+
+The release there is the stand-in from tests/doubles/ollama_release (its server follows the
+Ollama API); mistral:instruct was pulled through the API, smollm2:135m imported from a models
+archive.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+MODELS = {"mistral:instruct", "smollm2:135m"}
+
+
+@pytest.fixture(scope="module")
+def private_ip(host: Any) -> str:
+    route = host.check_output("ip -4 route get 192.0.2.1")
+    return str(route.split(" src ")[1].split()[0])
+
+
+def _api(host: Any, private_ip: str, path: str) -> Any:
+    return json.loads(host.check_output(f"curl -sf http://{private_ip}:11434{path}"))
+
+
+def test_release_installed_from_archive(host: Any) -> None:
+    binary = host.file("/opt/ollama/0.20.6/bin/ollama")
+    assert binary.is_file
+    assert binary.user == "root"
+    assert binary.mode == 0o755
+    assert host.file("/usr/local/bin/ollama").linked_to == "/opt/ollama/0.20.6/bin/ollama"
+    assert host.package("zstd").is_installed
+    download = "/var/tmp/ollama-linux-amd64-v0.20.6.tar.zst"  # noqa: S108 - the role's path
+    assert not host.file(download).exists
+
+
+def test_service_runs_as_system_user(host: Any) -> None:
+    user = host.user("ollama")
+    assert user.uid < 1000
+    assert user.home == "/usr/share/ollama"
+    service = host.service("ollama")
+    assert service.is_running
+    assert service.is_enabled
+    assert host.check_output("systemctl show -p User --value ollama") == "ollama"
+
+
+def test_environment_drop_in(host: Any, private_ip: str) -> None:
+    env = host.check_output("systemctl show -p Environment --value ollama")
+    for item in (
+        f"OLLAMA_HOST={private_ip}:11434",
+        "OLLAMA_KEEP_ALIVE=-1",
+        "OLLAMA_CONTEXT_LENGTH=8192",
+        "OLLAMA_NUM_PARALLEL=1",
+        "OLLAMA_MAX_LOADED_MODELS=2",
+        "OLLAMA_MODELS=/var/lib/ollama/models",
+    ):
+        assert item in env.split()
+
+
+def test_listens_on_private_address_only(host: Any, private_ip: str) -> None:
+    listening = [line.split()[3] for line in host.check_output("ss -Hltn").splitlines()]
+    assert f"{private_ip}:11434" in listening
+    bound = [addr for addr in listening if addr.endswith(":11434")]
+    assert bound == [f"{private_ip}:11434"]
+
+
+def test_models_listed_and_owned_by_service_user(host: Any, private_ip: str) -> None:
+    tags = {model["name"] for model in _api(host, private_ip, "/api/tags")["models"]}
+    assert tags >= MODELS
+    openai = {model["id"] for model in _api(host, private_ip, "/v1/models")["data"]}
+    assert openai >= MODELS
+    models_dir = host.file("/var/lib/ollama/models")
+    assert (models_dir.user, models_dir.mode) == ("ollama", 0o750)
+    manifest = "/var/lib/ollama/models/manifests/registry.ollama.ai/library/smollm2/135m"
+    assert host.file(manifest).user == "ollama"  # imported from the archive
+    assert host.check_output("find /var/lib/ollama/models ! -user ollama | wc -l") == "0"
+
+
+def test_models_warmed_up_and_kept_loaded(host: Any, private_ip: str) -> None:
+    loaded = {model["name"]: model for model in _api(host, private_ip, "/api/ps")["models"]}
+    assert set(loaded) >= MODELS
+    expires_at = loaded["mistral:instruct"]["expires_at"].replace("Z", "+00:00")
+    expires = datetime.fromisoformat(expires_at)
+    assert expires.year > datetime.now(UTC).year + 100  # keep_alive -1: loaded for good
+
+
+def test_cli_in_login_shell_reaches_bound_address(host: Any) -> None:
+    out = host.check_output("bash -lc 'ollama list'")
+    assert "mistral:instruct" in out
+    assert "smollm2:135m" in out
