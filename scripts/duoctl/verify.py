@@ -41,7 +41,8 @@ HOP_GITLAB = "GitLab"
 HOP_GATEWAY = "GitLab → gateway"
 HOP_MODEL = "gateway → model"
 HOP_SEAT = "seat/license"
-HOP_ORDER = (HOP_TLS, HOP_GITLAB, HOP_SEAT, HOP_GATEWAY, HOP_MODEL)
+# Along the request's path: GitLab itself, its certificate, the user's seat, then the hops.
+HOP_ORDER = (HOP_GITLAB, HOP_TLS, HOP_SEAT, HOP_GATEWAY, HOP_MODEL)
 
 Status = Literal["pass", "fail", "warn", "skip"]
 MARKS: dict[str, Status] = {"✔": "pass", "✗": "fail", "⚠": "warn", "⚡": "warn"}

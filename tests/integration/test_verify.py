@@ -292,7 +292,15 @@ def test_infra_suite_names_each_broken_check(
     )
     assert gpu.status == "skip" and "no NVIDIA GPU" in gpu.detail
     report = verify.Report(checks)
-    assert report.broken_hops()[0] in (verify.HOP_TLS, verify.HOP_GITLAB)
+    assert report.broken_hops()[0] == verify.HOP_GITLAB
+    cert = get(
+        "gitlab-vm", "GitLab's certificate is valid for its domain and trusted as its TLS mode says"
+    )
+    assert (cert.hop, cert.detail) == (
+        verify.HOP_GITLAB,
+        "GitLab does not answer TLS on port 443 "
+        "(ConnectionRefusedError: [Errno 111] Connection refused)",
+    )
     assert verify.HOP_GATEWAY in report.broken_hops() and verify.HOP_MODEL in report.broken_hops()
 
 
@@ -307,6 +315,6 @@ def test_verify_command_with_the_suite_only(
     report = json.loads(capsys.readouterr().out)
     assert code == 1 and report["ok"] is False
     assert {c["source"] for c in report["checks"]} == {"testinfra"}
-    assert report["broken_hops"][0] == verify.HOP_TLS
+    assert report["broken_hops"][0] == verify.HOP_GITLAB
     details = [c["detail"] for c in report["checks"] if c["status"] == "fail"]
     assert "GitLab service gitlab-runsvdir is not running" in details

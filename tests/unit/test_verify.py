@@ -303,6 +303,7 @@ def test_no_check_at_all_is_not_ok() -> None:
         ([bad(HOP_GATEWAY, source="rake"), bad(HOP_MODEL)], HOP_GATEWAY),
         ([bad(HOP_SEAT, source="completion")], HOP_SEAT),
         ([bad(HOP_TLS), bad(HOP_GATEWAY)], HOP_TLS),
+        ([bad(HOP_TLS), bad(HOP_GITLAB)], HOP_GITLAB),
     ],
 )
 def test_broken_hop_is_the_first_along_the_path(failures: list[Check], hop: str) -> None:
