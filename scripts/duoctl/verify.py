@@ -92,9 +92,10 @@ class Report:
     def verdict(self) -> str:
         if self.ok:
             latency = self.completion_latency_ms
-            return "Verified: GitLab → gateway → model answered a code completion" + (
-                f" in {latency} ms." if latency is not None else "."
-            )
+            if latency is None:
+                sources = sorted({c.source for c in self.checks})
+                return f"Verified: every check passed ({', '.join(sources)}; no completion asked)."
+            return f"Verified: GitLab → gateway → model answered a code completion in {latency} ms."
         hops = self.broken_hops()
         if not hops:
             if not self.failures:

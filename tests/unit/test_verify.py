@@ -292,6 +292,12 @@ def test_all_passing_is_verified_with_latency() -> None:
     )
 
 
+def test_checks_without_completion_do_not_claim_one() -> None:
+    assert report(ok(), ok("rake")).verdict() == (
+        "Verified: every check passed (rake, testinfra; no completion asked)."
+    )
+
+
 def test_no_check_at_all_is_not_ok() -> None:
     assert not report().ok
 
