@@ -583,7 +583,37 @@ def _completion_inputs(
     return gitlab_url, token, str(ca_file) if ca_file else True
 
 
-def main(args: argparse.Namespace) -> int:
+def _print(line: str) -> None:
+    print(line, flush=True)
+
+
+def run(
+    inventory: Path,
+    *,
+    token_file: Path | None = None,
+    ca_file: Path | None = None,
+    ssh_key: str | None = None,
+    out: Callable[[str], None] = _print,
+) -> int:
+    """`duoctl verify --inventory INVENTORY` for callers that route the output themselves."""
+    args = argparse.Namespace(
+        inventory=str(inventory),
+        token_file=str(token_file) if token_file else None,
+        ca_file=str(ca_file) if ca_file else None,
+        gitlab_url=None,
+        ssh_key=ssh_key,
+        user="root",
+        timeout=180.0,
+        no_sudo=False,
+        skip_suite=False,
+        skip_rake=False,
+        skip_completion=False,
+        json=False,
+    )
+    return main(args, out)
+
+
+def main(args: argparse.Namespace, out: Callable[[str], None] = _print) -> int:
     try:
         inventory = Path(args.inventory) if args.inventory else default_inventory()
         if inventory is None:
@@ -612,7 +642,7 @@ def main(args: argparse.Namespace) -> int:
     except VerifyInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    log = (lambda _line: None) if args.json else (lambda line: print(line, flush=True))
+    log = (lambda _line: None) if args.json else out
     verifier = Verifier(
         suite=suite,
         rake=rake,
@@ -622,7 +652,5 @@ def main(args: argparse.Namespace) -> int:
         log=log,
     )
     report = verifier.run(inventory, gitlab_url, token, tls_verify)
-    print(
-        json.dumps(report.to_json(), indent=2, ensure_ascii=False) if args.json else render(report)
-    )
+    out(json.dumps(report.to_json(), indent=2, ensure_ascii=False) if args.json else render(report))
     return EXIT_OK if report.ok else EXIT_FAILED

@@ -446,3 +446,13 @@ def test_token_and_ca_found_in_the_deploy_secrets(tmp_path: Path) -> None:
     assert secrets in dirs
     found = verify.find_file(d / "gitlab_admin_token" for d in dirs)
     assert found is not None and verify.read_token(found) == "glpat-x"
+
+
+def test_run_routes_every_line_to_the_caller(tmp_path: Path) -> None:
+    lines: list[str] = []
+    assert verify.run(tmp_path / "missing.yml", out=lines.append) == 2
+    inventory = tmp_path / "inv.yml"
+    inventory.write_text("all:\n  children:\n    gitlab:\n      hosts: {g: {}}\n")
+    # No gitlab_url in the inventory: bad input, reported on stderr, nothing run.
+    assert verify.run(inventory, out=lines.append) == 2
+    assert lines == []
