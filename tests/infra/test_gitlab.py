@@ -44,7 +44,15 @@ print(json.dumps({"verify_error": error}))
 
 
 def tls_mode(host: Any) -> str:
-    return str(var(host, "gitlab_tls_mode", "gitlab", default="letsencrypt"))
+    """gitlab_tls_mode from the inventory, else as GitLab is configured (the deploy passes it
+    with -e): Let's Encrypt on in gitlab.rb, else the role's private CA, else custom."""
+    explicit = var(host, "gitlab_tls_mode")
+    if explicit:
+        return str(explicit)
+    config = host.run("grep -E \"^letsencrypt\\['enable'\\]\" /etc/gitlab/gitlab.rb").stdout
+    if "true" in config:
+        return "letsencrypt"
+    return "selfsigned" if host.file(PRIVATE_CA["selfsigned"]).exists else "custom"
 
 
 def test_gitlab_service_active_and_enabled(host: Any) -> None:
