@@ -18,6 +18,7 @@ so tests point them at local targets.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import re
@@ -198,6 +199,11 @@ class PytestSuite:
     timeout: float = 1800
 
     def __call__(self, inventory: Path, junit: Path) -> tuple[int, str]:
+        if importlib.util.find_spec("testinfra") is None:
+            return 3, (
+                "the infra suite needs pytest-testinfra in duoctl's environment: "
+                "`make venv` (or pip install -e '.[dev]')"
+            )
         cmd = [sys.executable, "-m", "pytest", str(self.suite), "-q", "-p", "no:cacheprovider"]
         cmd += ["--connection=ansible", f"--ansible-inventory={inventory}", f"--junitxml={junit}"]
         cmd += ["-o", "junit_family=xunit1"]
