@@ -402,8 +402,9 @@ def completion_check(
     body = resp.text.strip().replace("\n", " ")[:300]
     if resp.status_code in (401, 403):
         detail = (
-            f"GitLab answered {resp.status_code} {body}: the token is invalid, or its user has no "
-            "GitLab Duo seat (seats: in duo.yml, then duoctl configure)"
+            f"GitLab answered {resp.status_code} {body}: the token is invalid, its user has no "
+            "GitLab Duo seat, or Code Completion is not mapped to a self-hosted model "
+            "(seats: and features: in duo.yml, then duoctl configure)"
         )
         return Check("completion", name, "fail", HOP_SEAT, detail), None
     if resp.status_code == 404:
