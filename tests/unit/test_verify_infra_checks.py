@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.infra import checks
+from tests.infra import checks, conftest
 
 ANY4 = checks.ANY_ADDRESSES[1]
 
@@ -155,3 +155,32 @@ def test_probe_result_parsing() -> None:
         'HTTP 401 {"error":"x"}'
     )
     assert checks.describe_answer({"error": "URLError: refused"}) == "URLError: refused"
+
+
+class FakeAnsible:
+    def __init__(self, variables: dict[str, object]) -> None:
+        self.variables = variables
+
+    def get_variables(self) -> dict[str, object]:
+        return self.variables
+
+
+class FakeHost:
+    def __init__(self, variables: dict[str, object]) -> None:
+        self.ansible = FakeAnsible(variables)
+
+
+def test_expected_values_come_from_inventory_then_role_defaults() -> None:
+    host = FakeHost({"ollama_port": 11500, "ai_gateway_http_port": "{{ some_var }}"})
+    assert conftest.var(host, "ollama_port", "ollama", 1) == 11500
+    # A Jinja expression is not a value: the role default applies.
+    assert conftest.var(host, "ai_gateway_http_port", "ai_gateway", 1) == 5052
+    assert conftest.var(host, "ollama_models", "ollama") == ["mistral:instruct"]
+    assert conftest.var(host, "not_defined_anywhere", "ollama", "fallback") == "fallback"
+
+
+def test_private_and_public_addresses_from_the_inventory() -> None:
+    host = FakeHost({"private_ip": "10.0.1.10", "public_ip": "203.0.113.10"})
+    assert conftest.private_address(host) == "10.0.1.10"
+    assert conftest.public_addresses(host) == ["203.0.113.10"]
+    assert conftest.public_addresses(FakeHost({"public_ip": "{{ x }}"})) == []
