@@ -127,7 +127,7 @@ def test_molecule_scenario(
     for stage, seconds in report.stages.items():
         record_property(f"{stage}_seconds", f"{seconds:.1f}")
     if code != 0 and report.failed_stage is None:
-        report.failed_stage = "unknown"
+        report.failed_stage = "configuration" if not report.stages else "unknown"
     assert code == 0, (
         f"molecule scenario {scenario.test_id} failed in stage "
         f"'{report.failed_stage}' (exit {code}); last lines:\n" + "".join(tail)
