@@ -167,6 +167,7 @@ def moto_server(
 
 def _patch_service_quotas(quota_file: Path) -> None:
     from moto.servicequotas.models import ServiceQuotasBackend
+    from moto.servicequotas.responses import ServiceQuotasResponse
 
     original = ServiceQuotasBackend.get_service_quota
 
@@ -192,6 +193,17 @@ def _patch_service_quotas(quota_file: Path) -> None:
         }
 
     ServiceQuotasBackend.get_service_quota = get_service_quota  # type: ignore[method-assign]
+
+    # GetAWSDefaultServiceQuota (which the Terraform data source also calls) is missing from
+    # moto: it answers the same document (the applied value is the chosen one).
+    def get_aws_default_service_quota(self: ServiceQuotasResponse) -> str:
+        params = json.loads(self.body)
+        quota = self.backend.get_service_quota(
+            service_code=str(params.get("ServiceCode")), quota_code=str(params.get("QuotaCode"))
+        )
+        return json.dumps({"Quota": quota})
+
+    ServiceQuotasResponse.get_aws_default_service_quota = get_aws_default_service_quota  # type: ignore[attr-defined]
 
 
 def _serve(argv: list[str]) -> None:
