@@ -9,7 +9,9 @@ same classes run against a cloud or against local stand-ins.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
+import io
 import json
 import re
 import shutil
@@ -448,7 +450,19 @@ class VerifyStep:
     """`duoctl verify --inventory FILE` when this version of duoctl has it."""
 
     module: str = "duoctl.verify"
+    private_key: str | None = None
     name: str = "verify"
+
+    def argv(self, ctx: Context) -> list[str]:
+        argv = ["verify", "--inventory", str(ctx.paths.inventory)]
+        secrets = ctx.paths.secrets_dir
+        if ctx.paths.admin_token_file.is_file():
+            argv += ["--token-file", str(ctx.paths.admin_token_file)]
+        if (secrets / "gitlab_ca.crt").is_file():
+            argv += ["--ca-file", str(secrets / "gitlab_ca.crt")]
+        if self.private_key:
+            argv += ["--ssh-key", self.private_key]
+        return argv
 
     def run(self, ctx: Context) -> None:
         if importlib.util.find_spec(self.module) is None:
@@ -460,10 +474,13 @@ class VerifyStep:
             )
         from duoctl import cli
 
+        report = io.StringIO()
         try:
-            code = cli.main(["verify", "--inventory", str(ctx.paths.inventory)])
+            with contextlib.redirect_stdout(report), contextlib.redirect_stderr(report):
+                code = cli.main(self.argv(ctx))
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1
+        ctx.progress.note(report.getvalue().rstrip())
         if code != 0:
             raise StepFailed(f"verification failed (exit code {code}); see the checks above")
 
@@ -492,7 +509,7 @@ def cloud_steps(settings: DeploySettings) -> list[Step]:
         PlaybookStep(
             "duo", "ansible/playbooks/duo.yml", extra_vars=_duo_vars(), private_key=private
         ),
-        VerifyStep(),
+        VerifyStep(private_key=private),
     ]
 
 

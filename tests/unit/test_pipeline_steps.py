@@ -207,3 +207,25 @@ def test_default_step_lists(tmp_path: Path):
     steps = deploy.cloud_steps(make_settings(tmp_path))
     assert steps[3].key_file == str(private)  # type: ignore[attr-defined]
     assert steps[5].extra_vars == {"gitlab_tls_mode": "letsencrypt"}  # type: ignore[attr-defined]
+
+
+def test_verify_step_passes_the_deploy_files(tmp_path: Path):
+    ctx, out = make_ctx(tmp_path, None)
+    step = deploy.VerifyStep(private_key="/keys/id_ed25519")
+    assert step.argv(ctx) == [
+        "verify",
+        "--inventory",
+        str(ctx.paths.inventory),
+        "--ssh-key",
+        "/keys/id_ed25519",
+    ]
+    ctx.paths.secrets_dir.mkdir(parents=True)
+    ctx.paths.admin_token_file.write_text("token")
+    (ctx.paths.secrets_dir / "gitlab_ca.crt").write_text("ca")
+    argv = step.argv(ctx)
+    assert argv[argv.index("--token-file") + 1] == str(ctx.paths.admin_token_file)
+    assert argv[argv.index("--ca-file") + 1] == str(ctx.paths.secrets_dir / "gitlab_ca.crt")
+    # The inventory does not exist: duoctl verify refuses, and the step reports it.
+    with pytest.raises(StepFailed, match="verification failed"):
+        step.run(ctx)
+    assert str(ctx.paths.inventory) in out.getvalue()
