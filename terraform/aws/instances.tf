@@ -33,8 +33,9 @@ resource "aws_instance" "vm" {
   vpc_security_group_ids = [each.value.sg_id]
   key_name               = aws_key_pair.admin.key_name
   ebs_optimized          = true
-  # GitLab's public address is its Elastic IP; the others have none.
-  associate_public_ip_address = false
+  # No automatic public IP: the subnets do not map one, and GitLab's public
+  # address is its Elastic IP. (Setting associate_public_ip_address = false
+  # here would make every plan replace the GitLab VM once the EIP is attached.)
 
   metadata_options {
     http_endpoint               = "enabled"

@@ -48,8 +48,8 @@ variable "route53_zone_id" {
   default     = null
 
   validation {
-    condition     = var.route53_zone_id == null || can(regex("^Z[A-Z0-9]{4,32}$", coalesce(var.route53_zone_id, "Z0000")))
-    error_message = "route53_zone_id must be a hosted zone ID such as Z0123456789ABCDEFGHIJ, or null."
+    condition     = var.route53_zone_id == null || can(regex("^[A-Z0-9]{5,32}$", coalesce(var.route53_zone_id, "Z0000")))
+    error_message = "route53_zone_id must be a hosted zone ID such as Z0123456789ABCDEFGHIJ (not the zone's domain name), or null."
   }
 }
 

@@ -20,8 +20,8 @@ run "only_gitlab_is_public" {
   }
 
   assert {
-    condition     = alltrue([for vm in aws_instance.vm : vm.associate_public_ip_address == false])
-    error_message = "No VM may get an automatic public IP (GitLab's public address is its Elastic IP)."
+    condition     = alltrue([for vm in aws_instance.vm : vm.associate_public_ip_address != true])
+    error_message = "No VM may ask for an automatic public IP (GitLab's public address is its Elastic IP)."
   }
 
   assert {
