@@ -68,6 +68,8 @@ def _validated(outputs: Mapping[str, Any], cloud: str) -> dict[str, str]:
     if cloud not in CLOUDS:
         raise InventoryError(f"unknown cloud {cloud!r}: choose one of {', '.join(CLOUDS)}")
     values = plain_values(outputs)
+    if not values:
+        raise InventoryError(f"there are no terraform outputs yet: {_how_to_fix(cloud)}")
     missing = [key for key in REQUIRED_OUTPUTS if values.get(key) in (None, "")]
     if missing:
         raise InventoryError(f"terraform outputs lack {', '.join(missing)}: {_how_to_fix(cloud)}")
