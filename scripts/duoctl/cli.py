@@ -141,7 +141,9 @@ def _add_verify(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         help="Prove a deployment answers: host checks, GitLab's rake check, one real completion",
     )
     p.add_argument(
-        "--inventory", help="the deployment's inventory (default: inventory/aws.yml if it exists)"
+        "--inventory",
+        help="the deployment's inventory (default: the first of inventory/aws.yml, gcp.yml, "
+        "hosts.yml that exists)",
     )
     p.add_argument(
         "--token-file",
