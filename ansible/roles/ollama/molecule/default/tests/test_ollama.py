@@ -45,6 +45,8 @@ def test_service_runs_as_system_user(host: Any) -> None:
     assert service.is_running
     assert service.is_enabled
     assert host.check_output("systemctl show -p User --value ollama") == "ollama"
+    assert host.check_output("systemctl show -p ProtectSystem --value ollama") == "full"
+    assert host.check_output("systemctl show -p NoNewPrivileges --value ollama") == "yes"
 
 
 def test_environment_drop_in(host: Any, private_ip: str) -> None:
