@@ -108,3 +108,21 @@ def test_unknown_region_and_project(
     assert not project["gcp project"].ok
     assert "gcloud projects list" in project["gcp project"].fix
     assert world.requests[-1] == "/compute/v1/projects/nope"
+
+
+def test_cli_without_credentials_names_the_login_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
+    from duoctl import cli
+
+    # A missing credentials file makes google.auth fail at once, before any network lookup.
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "missing.json"))
+    key = tmp_path / "id.pub"
+    key.write_text(ED25519_KEY)
+    argv = ["preflight", "gcp", "--project", "duo-test", "--region", "europe-west4"]
+    argv += ["--ssh-key", str(key), "--admin-cidr", "198.51.100.7/32"]
+    argv += ["--deploy-dir", str(tmp_path), "--json"]
+    assert cli.main(argv) == 1
+    out = capsys.readouterr().out
+    assert "gcloud auth application-default login" in out
+    assert '"name": "gcp credentials"' in out
