@@ -93,3 +93,27 @@ def test_cli_in_login_shell_reaches_bound_address(host: Any) -> None:
     out = host.check_output("bash -lc 'ollama list'")
     assert "mistral:instruct" in out
     assert "smollm2:135m" in out
+
+
+def test_stand_in_answers_like_ollama(host: Any, private_ip: str) -> None:
+    """A few shapes of the Ollama API contract the stand-in release follows."""
+    base = f"http://{private_ip}:11434"
+    assert host.check_output(f"curl -s {base}/") == "Ollama is running"
+    assert _api(host, private_ip, "/api/version") == {"version": "0.20.6"}
+    show = json.loads(
+        host.check_output(f'curl -sf {base}/api/show -d \'{{"model":"mistral:instruct"}}\'')
+    )
+    assert show["details"]["family"] == "llama"
+    chat = json.loads(
+        host.check_output(
+            f"curl -sf {base}/v1/chat/completions -d "
+            '\'{"model":"mistral:instruct","messages":[{"role":"user","content":"hi"}]}\''
+        )
+    )
+    assert chat["object"] == "chat.completion"
+    assert chat["choices"][0]["message"]["role"] == "assistant"
+    failed = host.run(
+        f'curl -s -w \' %{{http_code}}\' {base}/api/pull -d \'{{"model":"nope","stream":false}}\''
+    )
+    assert failed.stdout == '{"error":"pull model manifest: file does not exist"} 500'
+    assert host.run(f"curl -s -w ' %{{http_code}}' {base}/nope").stdout == "404 page not found 404"
