@@ -85,13 +85,6 @@ def output_value(outputs: dict[str, Any], key: str) -> Any:
     return value["value"] if isinstance(value, dict) and "value" in value else value
 
 
-def _set_output(outputs: dict[str, Any], key: str, value: Any) -> None:
-    if isinstance(outputs.get(key), dict) and "value" in outputs[key]:
-        outputs[key] = {**outputs[key], "value": value}
-    else:
-        outputs[key] = value
-
-
 def terraform_variables(
     settings: DeploySettings, domain: str, zone: str | None = None
 ) -> dict[str, Any]:
@@ -608,7 +601,9 @@ def destroy_main(
     detect: Callable[[], str] = detect_public_ip,
     confirm: Callable[[str], str] = input,
     workdir: Path | None = None,
+    progress_stream: Any = None,
 ) -> int:
+    """terraform destroy of a cloud deployment, after confirmation unless --yes."""
     from duoctl import terraform
 
     try:
@@ -634,15 +629,23 @@ def destroy_main(
     data = json.loads(state.read_text(encoding="utf-8")).get("data", {}) if state.exists() else {}
     domain = settings.domain or data.get("wildcard_domain") or PROVISIONAL_DOMAIN
     variables = terraform_variables(settings, domain, data.get("zone"))
+    progress = Progress(target_dir / "deploy.log", progress_stream)
+    progress.start(f"terraform destroy ({args.cloud}, {settings.region})")
     try:
         terraform.destroy(workdir or terraform.terraform_dir(args.cloud), variables)
     except terraform.TerraformError as exc:
-        print(f"error: terraform destroy failed: {exc}\nRe-run `duoctl destroy {args.cloud}`.")
+        progress.stop()
+        progress.note(f"error: terraform destroy failed: {exc}")
+        progress.note(f"Re-run `duoctl destroy {args.cloud}`: destroying again is safe.")
         return EXIT_FAILED
+    progress.stop()
     state.unlink(missing_ok=True)
     # The token and password belonged to the GitLab that is gone; a new deploy makes new ones.
     shutil.rmtree(target_dir / "secrets", ignore_errors=True)
-    print(f"Destroyed. Removed {state} and {target_dir / 'secrets'}; settings kept for a redeploy.")
+    progress.note(
+        f"Destroyed. Removed {state} and {target_dir / 'secrets'}; "
+        f"{target_dir / 'settings.yml'} is kept for a redeploy."
+    )
     return EXIT_OK
 
 

@@ -343,7 +343,11 @@ def test_destroy_yes_does_not_ask(env: Env):
     def never(prompt: str) -> str:
         raise AssertionError("--yes must not ask")
 
-    assert deploy.destroy_main(destroy_args(env, "--yes"), no_detection, never, env.tf_dir) == 0
+    out = io.StringIO()
+    args = destroy_args(env, "--yes")
+    assert deploy.destroy_main(args, no_detection, never, env.tf_dir, out) == 0
+    assert "terraform destroy (aws, us-east-1) ..." in out.getvalue()
+    assert "Destroyed." in out.getvalue() and "settings.yml is kept" in out.getvalue()
 
 
 def test_real_verify_step_says_it_is_missing(env: Env):
