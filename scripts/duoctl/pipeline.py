@@ -311,11 +311,13 @@ class Pipeline:
         progress.start(label)
         try:
             step.run(self.ctx)
-        except Exception as exc:  # any failure is reported the same way, then the run stops
+        except (Exception, KeyboardInterrupt) as exc:  # reported the same way; the run stops
             progress.stop()
             seconds = time.monotonic() - started
             self.state.steps[step.name] = {"status": "failed", "seconds": seconds}
             self.state.save()
+            if isinstance(exc, KeyboardInterrupt):
+                exc = StepFailed("interrupted")
             self._report_failure(step.name, label, exc, seconds)
             return False
         progress.stop()

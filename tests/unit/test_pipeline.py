@@ -199,3 +199,17 @@ def test_duplicate_step_names_are_refused(tmp_path: Path):
 @pytest.mark.parametrize(("seconds", "text"), [(4.4, "4s"), (61, "1m 01s"), (3725, "1h 02m 05s")])
 def test_fmt_seconds(seconds: float, text: str):
     assert fmt_seconds(seconds) == text
+
+
+def test_an_interrupt_is_recorded_and_resumable(tmp_path: Path):
+    @dataclass
+    class Interrupted:
+        name: str = "site"
+
+        def run(self, ctx: Context) -> None:
+            raise KeyboardInterrupt
+
+    pipeline, out = make(tmp_path, [FakeStep("terraform"), Interrupted()])  # type: ignore[list-item]
+    assert not pipeline.run({})
+    assert "[2/2] site: FAILED after 0s: interrupted" in out.getvalue()
+    assert "it resumes at site" in out.getvalue()
