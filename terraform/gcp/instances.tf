@@ -66,7 +66,6 @@ resource "google_compute_instance" "vm" {
     ssh-keys               = "${var.ssh_user}:${trimspace(var.ssh_public_key)}"
     block-project-ssh-keys = "true"
     serial-port-enable     = "false"
-    enable-oslogin         = "false"
   }
 
   labels = { name = each.value.name, duo_role = each.key }
