@@ -53,6 +53,7 @@ CLOUD_STEPS = (
     "duo",
     "verify",
 )
+CAPACITY_ERRORS = ("ZONE_RESOURCE_POOL_EXHAUSTED", "InsufficientInstanceCapacity")
 ZONE_CHECKS = ("instance types", "machine types")  # preflight checks that choose the zone
 HOSTS_STEPS = ("wait_ssh", "site", "duo", "verify")
 SETTINGS_KEYS = (
@@ -192,7 +193,12 @@ class TerraformStep:
                     terraform.apply(workdir, terraform_variables(settings, wanted, zone))
                     outputs = terraform.outputs(workdir)
         except terraform.TerraformError as exc:
-            raise StepFailed(f"terraform failed: {exc}") from exc
+            hint = ""
+            if any(word in str(exc) for word in CAPACITY_ERRORS):
+                hint = (
+                    f"\nNo capacity in {zone or 'this zone'} now: re-run with --zone ANOTHER_ZONE"
+                )
+            raise StepFailed(f"terraform failed: {exc}{hint}") from exc
         ctx.data["outputs"] = outputs
         ctx.data["gitlab_url"] = output_value(outputs, "gitlab_url")
         ctx.data["gitlab_domain"] = output_value(outputs, "gitlab_domain")
@@ -590,6 +596,10 @@ def deploy_main(
             command += f" --inventory {args.inventory}"
         pipeline = Pipeline(chosen, ctx, command=command)
         ok = pipeline.run(inputs, from_step=args.from_step)
+        if ok and settings is not None:
+            ctx.progress.note(
+                f"The GPU VM bills by the hour: `duoctl destroy {args.cloud}` removes everything."
+            )
     except (SettingsError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -223,6 +223,7 @@ def test_deploy_end_to_end_with_a_failure_at_every_step(env: Env):
     target_dir = env.tmp / ".deploy" / "aws"
     assert f"root password: {target_dir / 'secrets' / 'gitlab_root_password'}" in out
     assert "Step times:" in out and "  verify " in out
+    assert "`duoctl destroy aws` removes everything" in out
     # SSH: GitLab directly, the two private VMs through it.
     assert probes[0] == "ubuntu@203.0.113.10 via None"
     assert "ubuntu@10.0.2.10 via ('ubuntu', '203.0.113.10', 22)" in probes

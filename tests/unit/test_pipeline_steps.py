@@ -229,3 +229,18 @@ def test_verify_step_passes_the_deploy_files(tmp_path: Path):
     with pytest.raises(StepFailed, match="verification failed"):
         step.run(ctx)
     assert str(ctx.paths.inventory) in out.getvalue()
+
+
+def test_no_capacity_suggests_another_zone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from duoctl import terraform
+
+    def exhausted(workdir: Path, variables: Any) -> None:
+        raise terraform.TerraformError("Error: ZONE_RESOURCE_POOL_EXHAUSTED in europe-west4-a")
+
+    monkeypatch.setattr(terraform, "init", lambda workdir: None)
+    monkeypatch.setattr(terraform, "apply", exhausted)
+    s = make_settings(tmp_path, cloud="gcp", region="europe-west4", project="p-123456")
+    ctx, _ = make_ctx(tmp_path, s)
+    ctx.data["zone"] = "europe-west4-a"
+    with pytest.raises(StepFailed, match="No capacity in europe-west4-a now: re-run with --zone"):
+        deploy.TerraformStep(workdir=tmp_path).run(ctx)
