@@ -10,7 +10,9 @@ three gaps closed so the project's code sees what a real account shows:
   through ``MOTO_AMIS_PATH``; moto loads that list into every region's backend.
 - moto does not implement the EC2 service quotas: ``ServiceQuotasBackend.get_service_quota`` is
   patched so that ``L-DB2E81BA`` ("Running On-Demand G and VT instances", vCPUs) answers the value
-  the test chooses, per region if wanted, with the field names of the real GetServiceQuota answer.
+  the test chooses, per region if wanted, with the field names of the real GetServiceQuota answer;
+  GetAWSDefaultServiceQuota (missing from moto, called by the Terraform data source) answers the
+  same document.
 
 The server runs in a child process (moto reads its settings when it is imported, so they must be
 set before, which a test process that already imported moto cannot guarantee) on a free port of
