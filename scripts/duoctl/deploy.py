@@ -541,7 +541,10 @@ def load_settings(
     saved = load_saved(path)
     settings = resolve(cloud, _overrides(args), saved, detect)
     if not saved.get("admin_cidr") and not args.admin_cidr:
-        print(f"admin CIDR (SSH allowed from): {settings.admin_cidr} (detected; --admin-cidr)")
+        print(
+            f"admin CIDR (SSH allowed from): {settings.admin_cidr} (detected; --admin-cidr)",
+            file=sys.stderr,
+        )
     return settings, path
 
 

@@ -300,7 +300,7 @@ def test_undetectable_ip_asks_for_admin_cidr(env: Env, capsys: pytest.CaptureFix
     assert deploy.deploy_main(args, lambda: "192.0.2.44", [], io.StringIO()) == 0
     saved = (env.tmp / ".deploy" / "aws" / "settings.yml").read_text()
     assert "admin_cidr: 192.0.2.44/32" in saved
-    assert "192.0.2.44/32 (detected" in capsys.readouterr().out
+    assert "192.0.2.44/32 (detected" in capsys.readouterr().err
 
 
 def destroy_args(env: Env, *extra: str) -> argparse.Namespace:
