@@ -126,3 +126,18 @@ def test_cli_without_credentials_names_the_login_command(
     out = capsys.readouterr().out
     assert "gcloud auth application-default login" in out
     assert '"name": "gcp credentials"' in out
+
+
+def test_expired_credentials_say_log_in_again(world: ComputeWorld, settings: DeploySettings):
+    from google.auth import credentials, exceptions
+
+    class Expired(credentials.Credentials):
+        def refresh(self, request: object) -> None:
+            raise exceptions.RefreshError("invalid_grant: Token has been expired or revoked.")
+
+    with gcp_compute_api(world) as endpoint:
+        results = by_name(run_checks(settings, ComputeClients.connect(Expired(), endpoint)))
+    assert not results["gcp credentials"].ok
+    assert "expired" in results["gcp credentials"].detail
+    assert "gcloud auth application-default login" in results["gcp credentials"].fix
+    assert world.requests == []  # refused before any request left

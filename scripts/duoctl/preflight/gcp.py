@@ -6,7 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+import requests
 from google.api_core import exceptions as gexc
+from google.auth import exceptions as gauth_exc
 from google.cloud import compute_v1
 
 from duoctl.preflight.checks import (
@@ -113,6 +115,16 @@ def check_project(clients: ComputeClients, project: str) -> tuple[CheckResult, A
         ), None
     except gexc.GoogleAPIError as exc:
         return failed(name, f"cannot read project {project} ({_error(exc)})", "retry"), None
+    except gauth_exc.RefreshError as exc:
+        return failed(
+            "gcp credentials",
+            f"the credentials were refused or expired ({exc})",
+            "log in again: gcloud auth application-default login",
+        ), None
+    except (gauth_exc.TransportError, requests.RequestException) as exc:
+        return failed(
+            name, f"Compute Engine API unreachable ({_error(exc)})", "check the network/proxy"
+        ), None
     return passed(name, f"project {found.name}"), found
 
 
