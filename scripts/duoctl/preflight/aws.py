@@ -43,7 +43,10 @@ def _error(exc: Exception) -> str:
 
 def check_credentials(session: Any) -> CheckResult:
     name = "aws credentials"
-    fix = "configure credentials: aws configure (or set AWS_PROFILE / AWS_ACCESS_KEY_ID)"
+    fix = (
+        "configure credentials: aws configure (or set AWS_PROFILE / AWS_ACCESS_KEY_ID); "
+        "for an SSO profile: aws sso login"
+    )
     try:
         identity = session.client("sts").get_caller_identity()
     except NoCredentialsError:
