@@ -68,6 +68,11 @@ variable "availability_zone" {
   description = "Availability zone of the three VMs. Null picks the first zone (sorted by name) where all three instance types are offered; a zone given here must offer all three."
   type        = string
   default     = null
+
+  validation {
+    condition     = var.availability_zone == null || can(regex("^[a-z]{2}(-[a-z]+)+-[0-9][a-z]$", coalesce(var.availability_zone, "us-east-1a")))
+    error_message = "availability_zone must be a zone name such as us-east-1a, or null to pick one."
+  }
 }
 
 variable "prefix" {
@@ -118,18 +123,33 @@ variable "gitlab_instance_type" {
   description = "Instance type of the GitLab VM. The reference sizing names \"c6xlarge\", which does not exist; c6i.xlarge is the nearest real type (compute optimized, 6th generation, 4 vCPU, 8 GiB: GitLab's minimum for up to 20 requests per second). Use m6i.xlarge (16 GiB) to match Google Cloud's c2-standard-4 memory."
   type        = string
   default     = "c6i.xlarge"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]*\\.[a-z0-9]+$", var.gitlab_instance_type))
+    error_message = "gitlab_instance_type must be an EC2 instance type such as t3.medium."
+  }
 }
 
 variable "gateway_instance_type" {
   description = "Instance type of the AI gateway VM (t2.medium class: 2 vCPU, 4 GiB). t3.medium is the current generation of t2.medium, cheaper and EBS optimized."
   type        = string
   default     = "t3.medium"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]*\\.[a-z0-9]+$", var.gateway_instance_type))
+    error_message = "gateway_instance_type must be an EC2 instance type such as t3.medium."
+  }
 }
 
 variable "ollama_instance_type" {
   description = "Instance type of the Ollama VM; needs an NVIDIA GPU (g4dn.xlarge: one T4 with 16 GiB, 4 vCPU). Running it needs a quota of at least 4 vCPUs for \"Running On-Demand G and VT instances\" (L-DB2E81BA)."
   type        = string
   default     = "g4dn.xlarge"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]*\\.[a-z0-9]+$", var.ollama_instance_type))
+    error_message = "ollama_instance_type must be an EC2 instance type such as t3.medium."
+  }
 }
 
 variable "gitlab_disk_gb" {
@@ -169,6 +189,11 @@ variable "ebs_kms_key_id" {
   description = "ARN of a KMS key for the root disks; null uses the account's default EBS key (disks are encrypted either way)."
   type        = string
   default     = null
+
+  validation {
+    condition     = var.ebs_kms_key_id == null || can(regex("^arn:aws[a-z-]*:kms:", coalesce(var.ebs_kms_key_id, "arn:aws:kms:")))
+    error_message = "ebs_kms_key_id must be the ARN of a KMS key (arn:aws:kms:REGION:ACCOUNT:key/ID), or null."
+  }
 }
 
 variable "gateway_port" {

@@ -111,12 +111,22 @@ variable "gitlab_machine_type" {
   description = "Machine type of the GitLab VM (c2-standard-4: 4 vCPU, 16 GB)."
   type        = string
   default     = "c2-standard-4"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9]*-[a-z0-9-]+$", var.gitlab_machine_type))
+    error_message = "gitlab_machine_type must be a machine type such as e2-medium."
+  }
 }
 
 variable "gateway_machine_type" {
   description = "Machine type of the AI gateway VM (e2-medium: 2 vCPU, 4 GB)."
   type        = string
   default     = "e2-medium"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9]*-[a-z0-9-]+$", var.gateway_machine_type))
+    error_message = "gateway_machine_type must be a machine type such as e2-medium."
+  }
 }
 
 variable "ollama_machine_type" {
@@ -134,6 +144,11 @@ variable "ollama_gpu_type" {
   description = "Accelerator type of the Ollama VM. Running it needs the GPUS_ALL_REGIONS (global) and NVIDIA_T4_GPUS (regional) quotas of at least 1."
   type        = string
   default     = "nvidia-tesla-t4"
+
+  validation {
+    condition     = can(regex("^nvidia-[a-z0-9-]+$", var.ollama_gpu_type))
+    error_message = "ollama_gpu_type must be an accelerator type such as nvidia-tesla-t4."
+  }
 }
 
 variable "ollama_secure_boot" {
@@ -179,6 +194,11 @@ variable "disk_kms_key" {
   description = "Self link of a Cloud KMS key for the boot disks (customer-managed encryption); null keeps Google-managed encryption (disks are encrypted either way)."
   type        = string
   default     = null
+
+  validation {
+    condition     = var.disk_kms_key == null || can(regex("^projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+$", coalesce(var.disk_kms_key, "projects/p/locations/l/keyRings/r/cryptoKeys/k")))
+    error_message = "disk_kms_key must be a key path projects/P/locations/L/keyRings/R/cryptoKeys/K, or null."
+  }
 }
 
 variable "ssh_user" {

@@ -73,3 +73,27 @@ run "disk_too_small" {
   }
   expect_failures = [var.ollama_disk_gb]
 }
+
+run "instance_type_typo" {
+  command = plan
+  variables {
+    gitlab_instance_type = "c6xlarge"
+  }
+  expect_failures = [var.gitlab_instance_type]
+}
+
+run "kms_key_not_an_arn" {
+  command = plan
+  variables {
+    ebs_kms_key_id = "my-key"
+  }
+  expect_failures = [var.ebs_kms_key_id]
+}
+
+run "zone_name_malformed" {
+  command = plan
+  variables {
+    availability_zone = "us-east-1"
+  }
+  expect_failures = [var.availability_zone]
+}
