@@ -73,5 +73,10 @@ resource "google_compute_instance" "vm" {
   lifecycle {
     # A newer Ubuntu image must not rebuild a running VM; rebuild on purpose with -replace.
     ignore_changes = [boot_disk[0].initialize_params[0].image]
+
+    precondition {
+      condition     = startswith(var.zone, "${var.region}-")
+      error_message = "zone ${var.zone} is not in region ${var.region}: the subnet, NAT and static address live in the region. Pick a zone such as ${var.region}-a."
+    }
   }
 }
