@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from duoctl import terraform as tf
 
-from tests.doubles.aws_moto_server import AWS_CREDENTIALS, moto_server
+from tests.doubles.aws_moto_server import AWS_CREDENTIALS, MotoEndpoint, moto_server
 from tests.terraform.tooling import Terraform, copy_config
 
 pytestmark = pytest.mark.slow
@@ -37,9 +37,9 @@ def _ssh_public_key() -> str:
 
 
 @pytest.fixture(scope="module")
-def moto() -> Iterator[str]:
+def moto() -> Iterator[MotoEndpoint]:
     with moto_server() as endpoint:
-        yield str(endpoint)
+        yield endpoint
 
 
 def _client(service: str, endpoint: str) -> Any:
@@ -221,16 +221,31 @@ def test_inventory_from_the_real_outputs(
 MOTO_DRIFT = {"aws_vpc_security_group_ingress_rule", "aws_vpc_security_group_egress_rule"}
 
 
-def test_second_plan_changes_nothing(
-    terraform: Terraform, deployment: tuple[Path, dict[str, Any], dict[str, object]], tmp_path: Path
+def test_second_plan_changes_nothing_and_warns_about_the_gpu_quota(
+    terraform: Terraform,
+    moto: MotoEndpoint,
+    deployment: tuple[Path, dict[str, Any], dict[str, object]],
+    tmp_path: Path,
 ) -> None:
     workdir, _, variables = deployment
     var_file = tmp_path / "vars.tfvars.json"
     var_file.write_text(json.dumps(variables), encoding="utf-8")
     plan_file = tmp_path / "second.tfplan"
-    terraform.run(
-        workdir, "plan", "-input=false", "-no-color", f"-var-file={var_file}", f"-out={plan_file}"
-    )
+    moto.set_gpu_vcpu_quota(0)
+    try:
+        planned = terraform.run(
+            workdir,
+            "plan",
+            "-input=false",
+            "-no-color",
+            f"-var-file={var_file}",
+            f"-out={plan_file}",
+        )
+    finally:
+        moto.set_gpu_vcpu_quota(8)
+    warning = " ".join((planned.stdout + planned.stderr).split())
+    assert "(L-DB2E81BA) in us-east-1 is 0 vCPUs; g4dn.xlarge needs at least 4" in warning
+    assert "request-service-quota-increase" in warning
     plan = json.loads(terraform.run(workdir, "show", "-json", str(plan_file)).stdout)
     changes = {}
     for change in plan.get("resource_changes", []):
