@@ -115,10 +115,15 @@ def init(workdir: Path) -> None:
     _check(tf.init(reconfigure=IsNotFlagged, upgrade=False), "init", workdir)
 
 
+def _given(variables: Mapping[str, object]) -> dict[str, object]:
+    """None means "not given": the configuration's default (or terraform.tfvars) applies."""
+    return {name: value for name, value in variables.items() if value is not None}
+
+
 def apply(workdir: Path, variables: Mapping[str, object]) -> None:
     """terraform apply -auto-approve with the given variables (plus terraform.tfvars)."""
     tf = _client(workdir)
-    _check(tf.apply(skip_plan=True, var=dict(variables)), "apply", workdir)
+    _check(tf.apply(skip_plan=True, var=_given(variables)), "apply", workdir)
 
 
 def outputs(workdir: Path) -> dict[str, Any]:
@@ -136,5 +141,5 @@ def destroy(workdir: Path, variables: Mapping[str, object]) -> None:
     """terraform destroy -auto-approve with the given variables."""
     tf = _client(workdir)
     # python-terraform passes -force by default, which Terraform 1.x removed.
-    result = tf.destroy(force=IsNotFlagged, auto_approve=IsFlagged, var=dict(variables))
+    result = tf.destroy(force=IsNotFlagged, auto_approve=IsFlagged, var=_given(variables))
     _check(result, "destroy", workdir)

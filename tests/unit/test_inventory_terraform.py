@@ -73,3 +73,14 @@ def test_missing_binary(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None
     monkeypatch.setattr(terraform.shutil, "which", lambda _: None)
     with pytest.raises(terraform.TerraformError, match="terraform is not on PATH"):
         terraform.outputs(tmp_path)
+
+
+def test_none_means_the_default(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    passed: list[dict[str, Any]] = []
+    monkeypatch.setattr(
+        Terraform, "cmd", lambda _self, *_a, **k: passed.append(k["var"]) or (0, "", "")
+    )
+    monkeypatch.setattr(terraform.shutil, "which", lambda _: "/usr/bin/terraform")
+    terraform.apply(tmp_path, {"zone": None, "region": "us-east-1"})
+    terraform.destroy(tmp_path, {"route53_zone_id": None})
+    assert passed == [{"region": "us-east-1"}, {}]
