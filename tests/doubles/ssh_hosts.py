@@ -59,8 +59,11 @@ class _Interface(paramiko.ServerInterface):
         self.host.execs.append(command.decode())
 
         def finish() -> None:
-            channel.send_exit_status(0)
-            channel.close()
+            try:
+                channel.send_exit_status(0)
+                channel.close()
+            except (OSError, EOFError, paramiko.SSHException):
+                pass  # the client went away first
 
         threading.Timer(0.05, finish).start()
         return True
