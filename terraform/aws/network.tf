@@ -60,7 +60,7 @@ resource "aws_subnet" "public" {
       error_message = "No availability zone of ${var.region} offers all of ${var.gitlab_instance_type}, ${var.gateway_instance_type} and ${var.ollama_instance_type}. Choose another region (variable region) or other instance types."
     }
     precondition {
-      condition     = contains(local.zones_offering_all, local.availability_zone)
+      condition     = length(local.zones_offering_all) == 0 || contains(local.zones_offering_all, local.availability_zone)
       error_message = "availability_zone ${local.availability_zone} does not offer all three instance types; zones that do: ${join(", ", local.zones_offering_all)}. Set availability_zone to one of them, or to null."
     }
   }
