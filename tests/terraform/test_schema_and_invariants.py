@@ -7,10 +7,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import hcl2
 import pytest
+from hcl2 import SerializationOptions
 
 from tests.terraform.hcl_config import (
     check_block,
+    config_dir,
     load_config,
     locals_of,
     named,
@@ -19,6 +22,7 @@ from tests.terraform.hcl_config import (
 )
 
 CLOUDS = ["aws", "gcp"]
+OPTIONS = SerializationOptions(strip_string_quotes=True, with_comments=False)
 PROVIDERS = {"aws": ("aws", "5.100.0"), "gcp": ("google", "6.50.0")}
 OUTPUTS = {
     "cloud",
@@ -282,3 +286,13 @@ def test_aws_tags_every_taggable_resource() -> None:
         assert "Name" in tags and ("duo_role" in tags or "shared_tags" in tags), address
     provider = load_config("aws")["provider"][0]["aws"]
     assert "duo_prefix" in str(provider["default_tags"])
+
+
+@pytest.mark.parametrize("cloud", CLOUDS)
+def test_tfvars_example_names_every_required_variable(cloud: str) -> None:
+    example = config_dir(cloud) / "terraform.tfvars.example"
+    values = hcl2.loads(example.read_text(encoding="utf-8"), serialization_options=OPTIONS)
+    variables = named(load_config(cloud), "variable")
+    required = {n for n, b in variables.items() if "default" not in b}
+    assert required <= set(values), f"{example.name} must set {sorted(required - set(values))}"
+    assert set(values) <= set(variables), "the example sets a variable that does not exist"
