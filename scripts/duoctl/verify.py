@@ -77,6 +77,7 @@ class Check:
 class Report:
     checks: list[Check] = field(default_factory=list)
     completion_latency_ms: int | None = None
+    seconds: dict[str, float] = field(default_factory=dict)  # time each source took
 
     @property
     def ok(self) -> bool:
@@ -117,6 +118,7 @@ class Report:
             "ok": self.ok,
             "broken_hops": self.broken_hops(),
             "completion_latency_ms": self.completion_latency_ms,
+            "seconds": {k: round(v, 1) for k, v in self.seconds.items()},
             "checks": [asdict(c) for c in self.checks],
         }
 
@@ -141,7 +143,8 @@ def render(report: Report) -> str:
         summary = ", ".join(
             f"{n} {s}ed" if s != "warn" else f"{n} warnings" for s, n in counts.items() if n
         )
-        lines.append(f"{title}: {summary}")
+        took = f" in {report.seconds[source]:.0f} s" if source in report.seconds else ""
+        lines.append(f"{title}: {summary}{took}")
         lines += [f"  {SYMBOL[c.status]} {describe(c)}" for c in checks]
     lines.append(report.verdict())
     return "\n".join(lines)
@@ -542,6 +545,7 @@ class Verifier:
     rake_user: str = "root"
     completion_timeout: float = 180
     log: Callable[[str], None] = lambda _line: None
+    clock: Callable[[], float] = time.monotonic
 
     def run(
         self, inventory: Path, gitlab_url: str, token: str | None, verify: bool | str = True
@@ -549,10 +553,14 @@ class Verifier:
         report = Report()
         if self.suite is not None:
             self.log("running the infra suite on the hosts ...")
+            started = self.clock()
             report.checks += suite_checks(self.suite, inventory)
+            report.seconds["testinfra"] = self.clock() - started
         if self.rake is not None:
             self.log(f"running gitlab-rake {RAKE_TASK}[{self.rake_user}] on the GitLab host ...")
+            started = self.clock()
             report.checks += rake_checks(self.rake, self.rake_user)
+            report.seconds["rake"] = self.clock() - started
         if self.session is not None:
             self.log(f"asking {gitlab_url} for a code completion ...")
             if token is None:

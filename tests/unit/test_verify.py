@@ -333,8 +333,9 @@ def test_render_groups_by_source_and_names_each_check() -> None:
         Check("completion", "code completion through GitLab", "pass", "", "812 ms"),
         latency=812,
     )
+    r.seconds = {"testinfra": 9.4}
     text = render(r)
-    assert "Hosts (testinfra suite tests/infra): 1 passed, 1 failed" in text
+    assert "Hosts (testinfra suite tests/infra): 1 passed, 1 failed in 9 s" in text
     assert "  ✔ [ollama-vm] Ollama's service is running" in text
     assert "  ✗ gateway ports private: port 5052 on 0.0.0.0" in text
     assert "1 warnings" in text and "  ⚠ Model endpoint returned non-200 status" in text
