@@ -18,28 +18,35 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import yaml
 
 from tests.infra.checks import HTTP_PROBE, listening_addresses, probe_result
 
+TestFunction = TypeVar("TestFunction", bound=Callable[..., Any])
 ROOT = Path(__file__).resolve().parents[2]
 ROLE_DEFAULTS = ROOT / "ansible" / "roles"
 # Address used only to ask the routing table which source address a host uses (no traffic).
 ROUTE_PROBE = "192.0.2.1"
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "hop(name): the part of the request path a check proves")
+def hop(name: str) -> Callable[[TestFunction], TestFunction]:
+    """Names the part of the request path a test proves, when not its module's HOP."""
+
+    def mark(test: TestFunction) -> TestFunction:
+        test.hop = name  # type: ignore[attr-defined]
+        return test
+
+    return mark
 
 
 @pytest.fixture(autouse=True)
 def _record_check(request: pytest.FixtureRequest, record_property: Any) -> None:
-    marker = request.node.get_closest_marker("hop")
-    hop = marker.args[0] if marker else getattr(request.module, "HOP", "")
+    hop = getattr(request.function, "hop", None) or getattr(request.module, "HOP", "")
     doc = (request.function.__doc__ or request.function.__name__).strip().splitlines()[0]
     record_property("check", doc.rstrip("."))
     record_property("hop", hop)

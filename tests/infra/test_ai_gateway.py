@@ -15,6 +15,7 @@ from tests.infra.checks import (
 )
 from tests.infra.conftest import (
     group_hosts,
+    hop,
     http,
     listeners,
     private_address,
@@ -97,7 +98,7 @@ def test_gateway_root_answers_401(host: Any, address: str) -> None:
     )
 
 
-@pytest.mark.hop("GitLab → gateway")
+@hop("GitLab → gateway")
 def test_gateway_reaches_gitlab_over_https(host: Any, gitlab_domain: str) -> None:
     """The gateway host reaches GitLab by its domain over verified https."""
     bundle = f"{config_dir(host)}/ca-bundle.pem"
@@ -111,7 +112,7 @@ def test_gateway_reaches_gitlab_over_https(host: Any, gitlab_domain: str) -> Non
     )
 
 
-@pytest.mark.hop("gateway → model")
+@hop("gateway → model")
 def test_gateway_reaches_ollama(host: Any) -> None:
     """The gateway host reaches Ollama on port 11434."""
     endpoint = var(host, "ollama_endpoint")

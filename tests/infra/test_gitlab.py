@@ -8,7 +8,14 @@ from typing import Any
 import pytest
 
 from tests.infra.checks import certificate_problems, describe_answer, secret_mode_problem
-from tests.infra.conftest import group_hosts, http, private_address, skip_unless_present, var
+from tests.infra.conftest import (
+    group_hosts,
+    hop,
+    http,
+    private_address,
+    skip_unless_present,
+    var,
+)
 
 testinfra_hosts = ["gitlab"]
 HOP = "GitLab"
@@ -62,7 +69,7 @@ def test_gitlab_service_active_and_enabled(host: Any) -> None:
     assert service.is_enabled, "GitLab service gitlab-runsvdir is not enabled at boot"
 
 
-@pytest.mark.hop("TLS certificate")
+@hop("TLS certificate")
 def test_gitlab_certificate_valid_for_domain(
     host: Any, gitlab_domain: str, record_property: Any
 ) -> None:
@@ -121,7 +128,7 @@ def test_gitlab_tls_keys_not_readable_by_others(host: Any) -> None:
     assert not problems, "; ".join(problems)
 
 
-@pytest.mark.hop("GitLab → gateway")
+@hop("GitLab → gateway")
 def test_gitlab_reaches_gateway(host: Any) -> None:
     """GitLab reaches the gateway's /monitoring/healthz (what the rake check probes)."""
     url = var(host, "gateway_url")
