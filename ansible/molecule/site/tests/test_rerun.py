@@ -1,12 +1,16 @@
-"""A second run of site.yml keeps the gateway's JWT signing key and GitLab's admin token."""
+"""A second run of site.yml keeps the gateway's JWT signing key and GitLab's admin token;
+the controller's secrets are private files."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import stat
 from pathlib import Path
 from typing import Any
+
+import testinfra
 
 testinfra_hosts = ["ai_gateway"]
 
@@ -25,3 +29,21 @@ def test_jwt_signing_key_unchanged_by_second_run(host: Any) -> None:
 def test_gitlab_token_unchanged_by_second_run() -> None:
     token = (EPHEMERAL / "secrets" / "gitlab_admin_token").read_text().rstrip("\n")
     assert hashlib.sha256(token.encode()).hexdigest() == first_run()["gitlab_token"]
+
+
+def test_controller_secrets_are_private() -> None:
+    secrets = EPHEMERAL / "secrets"
+    assert stat.S_IMODE(secrets.stat().st_mode) == 0o700
+    for name in ("gitlab_root_password", "gitlab_admin_token"):
+        assert stat.S_IMODE((secrets / name).stat().st_mode) == 0o600, name
+    assert len((secrets / "gitlab_root_password").read_text().strip()) == 32
+
+
+def test_root_password_from_controller_reaches_gitlab_rb() -> None:
+    password = (EPHEMERAL / "secrets" / "gitlab_root_password").read_text().strip()
+    gitlab = testinfra.get_host(
+        "ansible://site-gitlab", ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"]
+    )
+    rb = gitlab.file("/etc/gitlab/gitlab.rb")
+    assert rb.mode == 0o600
+    assert f"gitlab_rails['initial_root_password'] = '{password}'" in rb.content_string
