@@ -1,4 +1,5 @@
 # Entry points. Every target bootstraps what it needs: a .venv is made on first use.
+# Pass options to duoctl with ARGS, e.g. make deploy-aws ARGS="--region eu-west-1 --domain gitlab.example.com"
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -38,23 +39,23 @@ lint-ansible: $(STAMP)
 	cd ansible && PATH="$(CURDIR)/$(BIN):$$PATH" ansible-lint --profile production --offline
 
 deploy-aws: $(STAMP) ## Deploy everything on AWS (preflight, terraform, ansible, configure, verify)
-	$(BIN)/duoctl deploy aws
+	$(BIN)/duoctl deploy aws $(ARGS)
 
 deploy-gcp: $(STAMP) ## Deploy everything on Google Cloud
-	$(BIN)/duoctl deploy gcp
+	$(BIN)/duoctl deploy gcp $(ARGS)
 
 destroy-aws: $(STAMP) ## Tear down the AWS deployment
-	$(BIN)/duoctl destroy aws
+	$(BIN)/duoctl destroy aws $(ARGS)
 
 destroy-gcp: $(STAMP) ## Tear down the Google Cloud deployment
-	$(BIN)/duoctl destroy gcp
+	$(BIN)/duoctl destroy gcp $(ARGS)
 
 verify: $(STAMP) ## Verify a deployment (INVENTORY=inventory/aws.yml by default)
-	$(BIN)/duoctl verify $(if $(INVENTORY),--inventory $(INVENTORY))
+	$(BIN)/duoctl verify $(if $(INVENTORY),--inventory $(INVENTORY)) $(ARGS)
 
 deploy-hosts: $(STAMP) ## Bring-your-own hosts: ansible, configure and verify (INVENTORY=...)
 	@test -n "$(INVENTORY)" || { echo "Set INVENTORY=path/to/inventory.yml (see inventory/hosts.example.yml)"; exit 2; }
-	$(BIN)/duoctl deploy hosts --inventory $(INVENTORY)
+	$(BIN)/duoctl deploy hosts --inventory $(INVENTORY) $(ARGS)
 
 clean: ## Remove the virtualenvs and caches
 	rm -rf $(VENV) .venv-checkov .pytest_cache .mypy_cache .ruff_cache
