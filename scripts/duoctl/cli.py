@@ -58,6 +58,10 @@ def _add_deploy_inputs(p: argparse.ArgumentParser) -> None:
         const=False,
         help="do not request a Let's Encrypt certificate (and do not wait for DNS)",
     )
+    p.add_argument(
+        "--license-file",
+        help="GitLab license (.gitlab-license) that includes GitLab Duo Enterprise",
+    )
     p.add_argument("--prefix", help="name prefix of every cloud resource (default: duo)")
     p.add_argument("--deploy-dir", default=".deploy", help="state, logs, secrets (.deploy)")
 

@@ -65,6 +65,7 @@ SETTINGS_KEYS = (
     "domain",
     "managed_zone",
     "letsencrypt",
+    "license_file",
     "prefix",
 )
 
@@ -502,7 +503,7 @@ def cloud_steps(settings: DeploySettings) -> list[Step]:
         PlaybookStep(
             "site",
             "ansible/playbooks/site.yml",
-            extra_vars={"gitlab_tls_mode": "letsencrypt" if settings.letsencrypt else "selfsigned"},
+            extra_vars=_site_vars(settings),
             private_key=private,
         ),
         PlaybookStep(
@@ -510,6 +511,15 @@ def cloud_steps(settings: DeploySettings) -> list[Step]:
         ),
         VerifyStep(private_key=private),
     ]
+
+
+def _site_vars(settings: DeploySettings) -> dict[str, Any]:
+    extra: dict[str, Any] = {
+        "gitlab_tls_mode": "letsencrypt" if settings.letsencrypt else "selfsigned"
+    }
+    if settings.license_file:
+        extra["gitlab_license_file"] = str(Path(settings.license_file).expanduser().resolve())
+    return extra
 
 
 def _duo_vars() -> dict[str, Any]:

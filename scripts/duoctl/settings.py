@@ -48,6 +48,9 @@ class DeploySettings(BaseModel):
     domain: str | None = None  # None: gitlab.<public ip>.sslip.io
     managed_zone: str | None = None  # Route 53 hosted zone ID or Cloud DNS managed zone name
     letsencrypt: bool = True
+    # A .gitlab-license file with GitLab Duo Enterprise, installed by the gitlab role. Without
+    # it, the instance must already hold such a license when `duoctl configure` runs.
+    license_file: str | None = None
     prefix: str = "duo"
     gitlab_machine_type: str | None = None
     gateway_machine_type: str | None = None

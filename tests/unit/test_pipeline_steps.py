@@ -244,3 +244,22 @@ def test_no_capacity_suggests_another_zone(tmp_path: Path, monkeypatch: pytest.M
     ctx.data["zone"] = "europe-west4-a"
     with pytest.raises(StepFailed, match="No capacity in europe-west4-a now: re-run with --zone"):
         deploy.TerraformStep(workdir=tmp_path).run(ctx)
+
+
+def test_site_step_passes_the_tls_mode_and_license(tmp_path: Path) -> None:
+    license_file = tmp_path / "duo.gitlab-license"
+    license_file.write_text("license")
+    steps = deploy.cloud_steps(make_settings(tmp_path, license_file=str(license_file)))
+    site = next(s for s in steps if s.name == "site")
+    assert isinstance(site, deploy.PlaybookStep)
+    assert site.extra_vars == {
+        "gitlab_tls_mode": "letsencrypt",
+        "gitlab_license_file": str(license_file.resolve()),
+    }
+    plain = next(
+        s
+        for s in deploy.cloud_steps(make_settings(tmp_path, letsencrypt=False))
+        if s.name == "site"
+    )
+    assert isinstance(plain, deploy.PlaybookStep)
+    assert plain.extra_vars == {"gitlab_tls_mode": "selfsigned"}

@@ -10,6 +10,7 @@ import pytest
 from duoctl.preflight.checks import (
     CheckResult,
     check_admin_cidr,
+    check_license,
     check_ssh_key,
     domain_plan,
     render,
@@ -113,3 +114,16 @@ def test_render_text_and_json():
         "value": None,
     }
     assert render(results[:1]).endswith("preflight passed")
+
+
+def test_license_file_is_optional_but_must_be_readable(tmp_path: Path) -> None:
+    assert check_license(None).ok
+    assert "must already hold a license" in check_license(None).detail
+    missing = check_license(str(tmp_path / "none.gitlab-license"))
+    assert not missing.ok and "GitLab Duo Enterprise" in (missing.fix or "")
+    empty = tmp_path / "empty.gitlab-license"
+    empty.write_text("")
+    assert not check_license(str(empty)).ok
+    good = tmp_path / "duo.gitlab-license"
+    good.write_text("eyJkYXRhIjoi...\n")
+    assert check_license(str(good)).ok

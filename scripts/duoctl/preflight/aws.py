@@ -15,6 +15,7 @@ from botocore.exceptions import (  # type: ignore[import-untyped]
 from duoctl.preflight.checks import (
     CheckResult,
     check_admin_cidr,
+    check_license,
     check_ssh_key,
     domain_plan,
     failed,
@@ -225,7 +226,11 @@ def check_domain(session: Any, settings: DeploySettings) -> CheckResult:
 def run_checks(settings: DeploySettings, session: Any | None = None) -> list[CheckResult]:
     """Every AWS preflight check. boto3 honours AWS_PROFILE, AWS_ENDPOINT_URL and friends."""
     session = session or boto3.session.Session(region_name=settings.region)
-    results = [check_ssh_key(settings.ssh_public_key_file), check_admin_cidr(settings.admin_cidr)]
+    results = [
+        check_ssh_key(settings.ssh_public_key_file),
+        check_admin_cidr(settings.admin_cidr),
+        check_license(settings.license_file),
+    ]
     credentials = check_credentials(session)
     results.append(credentials)
     if not credentials.ok:

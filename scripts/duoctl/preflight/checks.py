@@ -104,6 +104,25 @@ def check_ssh_key(path: str) -> CheckResult:
     return passed(name, f"{path} ({fields[0]})")
 
 
+def check_license(path: str | None) -> CheckResult:
+    name = "license"
+    if not path:
+        return passed(
+            name,
+            "no --license-file: GitLab must already hold a license with GitLab Duo Enterprise "
+            "(activate it in Admin > Subscription) before the duo step configures it",
+        )
+    file = Path(path).expanduser()
+    fix = "pass the .gitlab-license file of a subscription with GitLab Duo Enterprise"
+    try:
+        text = file.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        return failed(name, f"{path} cannot be read ({exc})", fix)
+    if not text:
+        return failed(name, f"{path} is empty", fix)
+    return passed(name, f"{path} is installed on GitLab by the site step")
+
+
 def check_admin_cidr(cidr: str) -> CheckResult:
     name = "admin cidr"
     example = "--admin-cidr 198.51.100.7/32 (your workstation's public address)"

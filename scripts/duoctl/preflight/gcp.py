@@ -14,6 +14,7 @@ from google.cloud import compute_v1
 from duoctl.preflight.checks import (
     CheckResult,
     check_admin_cidr,
+    check_license,
     check_ssh_key,
     domain_plan,
     failed,
@@ -238,7 +239,11 @@ def run_checks(
     settings: DeploySettings, clients: ComputeClients | None = None
 ) -> list[CheckResult]:
     """Every Google Cloud preflight check; `clients` default to ADC and the public endpoint."""
-    results = [check_ssh_key(settings.ssh_public_key_file), check_admin_cidr(settings.admin_cidr)]
+    results = [
+        check_ssh_key(settings.ssh_public_key_file),
+        check_admin_cidr(settings.admin_cidr),
+        check_license(settings.license_file),
+    ]
     if clients is None:
         clients, credentials = _default_clients()
         results.append(credentials)
