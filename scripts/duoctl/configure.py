@@ -11,12 +11,12 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
 from typing import Any
 
 from duoctl.config import ConfigError, DuoConfig, load_config
 from duoctl.gitlab_api import GitLabClient, GitLabError
 from duoctl.reconcile import Plan, apply_plan, make_plan
+from duoctl.token import TokenFileError, read_token_file
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -38,14 +38,10 @@ def resolve_url(args: argparse.Namespace, cfg: DuoConfig) -> str:
 
 def resolve_token(args: argparse.Namespace) -> str:
     if args.token_file:
-        path = Path(args.token_file).expanduser()
         try:
-            token = path.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise InputError(f"cannot read the token file {path}: {exc.strerror}") from exc
-        if not token:
-            raise InputError(f"the token file {path} is empty")
-        return token
+            return read_token_file(args.token_file)
+        except TokenFileError as exc:
+            raise InputError(str(exc)) from exc
     token = os.environ.get("GITLAB_TOKEN", "").strip()
     if not token:
         raise InputError(

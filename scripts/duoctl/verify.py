@@ -35,6 +35,8 @@ from typing import Any, Literal, Protocol
 import requests
 import yaml
 
+from duoctl.token import TokenFileError, read_token_file
+
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 HOP_TLS = "TLS certificate"
@@ -506,12 +508,9 @@ def find_file(candidates: Iterable[Path]) -> Path | None:
 
 def read_token(path: Path) -> str:
     try:
-        token = path.read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise VerifyInputError(f"cannot read the token file {path}: {exc.strerror}") from exc
-    if not token:
-        raise VerifyInputError(f"the token file {path} is empty")
-    return token
+        return read_token_file(path)
+    except TokenFileError as exc:
+        raise VerifyInputError(str(exc)) from exc
 
 
 def default_inventory() -> Path | None:
