@@ -1,4 +1,4 @@
-"""Timings of the Molecule scenarios run in this session, printed by conftest.py."""
+"""Timings of the Molecule scenarios run by this pytest process, printed by conftest.py."""
 
 from __future__ import annotations
 
