@@ -182,16 +182,22 @@ class TerraformStep:
             raise StepFailed("no zone known: pass --zone (e.g. us-central1-a) or run preflight")
         try:
             ctx.progress.output(f"terraform init in {workdir}")
-            terraform.init(workdir)
+            terraform.init(workdir, sink=ctx.progress.output)
             ctx.progress.output("terraform apply")
-            terraform.apply(workdir, terraform_variables(settings, domain, zone))
+            terraform.apply(
+                workdir, terraform_variables(settings, domain, zone), sink=ctx.progress.output
+            )
             outputs = terraform.outputs(workdir)
             if settings.domain_plan() == "wildcard_dns":
                 wanted = wildcard_domain(str(output_value(outputs, "gitlab_public_ip")))
                 ctx.data["wildcard_domain"] = wanted
                 if wanted != domain:
                     ctx.progress.output(f"GitLab's name: {wanted}; applying it")
-                    terraform.apply(workdir, terraform_variables(settings, wanted, zone))
+                    terraform.apply(
+                        workdir,
+                        terraform_variables(settings, wanted, zone),
+                        sink=ctx.progress.output,
+                    )
                     outputs = terraform.outputs(workdir)
         except terraform.TerraformError as exc:
             hint = ""
@@ -655,7 +661,9 @@ def destroy_main(
     progress = Progress(target_dir / "deploy.log", progress_stream)
     progress.start(f"terraform destroy ({args.cloud}, {settings.region})")
     try:
-        terraform.destroy(workdir or terraform.terraform_dir(args.cloud), variables)
+        terraform.destroy(
+            workdir or terraform.terraform_dir(args.cloud), variables, sink=progress.output
+        )
     except terraform.TerraformError as exc:
         progress.stop()
         progress.note(f"error: terraform destroy failed: {exc}")

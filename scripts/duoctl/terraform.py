@@ -1,7 +1,8 @@
 """The Terraform calls (init, apply, output, destroy) through python-terraform.
 
-Every failure becomes a TerraformError naming the command that failed, the last
-lines of its error output and, when the cause is a known one, the fix.
+init, apply and destroy take an optional `sink` that receives each output line as it comes
+(the deploy's progress tail). Every failure becomes a TerraformError naming the command that
+failed, the last lines of its error output and, when the cause is a known one, the fix.
 """
 
 from __future__ import annotations
@@ -9,7 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from collections.abc import Mapping
+import subprocess
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -64,8 +66,47 @@ KNOWN_FIXES: tuple[tuple[str, str], ...] = (
 )
 
 
+OutputSink = Callable[[str], None]
+
+
 class TerraformError(RuntimeError):
     """A Terraform command failed; the message says which, why and (if known) the fix."""
+
+
+class _StreamingTerraform(Terraform):  # type: ignore[misc]
+    """python-terraform's client, with each output line also handed to `sink` as it comes.
+
+    python-terraform builds the command line (and the temporary -var-file); only running it
+    differs: output and error output are read as one stream, line by line, so a long apply
+    shows where it is. The result keeps the library's (code, out, err) shape.
+    """
+
+    def __init__(self, working_dir: str, sink: OutputSink) -> None:
+        super().__init__(working_dir=working_dir)
+        self.sink = sink
+
+    def cmd(self, cmd: str, *args: Any, **kwargs: Any) -> tuple[int, str, str]:
+        kwargs.pop("capture_output", None)
+        command = self.generate_cmd_string(cmd, *args, **kwargs)
+        try:
+            with subprocess.Popen(
+                command,
+                cwd=self.working_dir,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                bufsize=1,
+            ) as proc:
+                assert proc.stdout is not None
+                lines = []
+                for line in proc.stdout:
+                    lines.append(line)
+                    self.sink(line.rstrip("\n"))
+                code = proc.wait()
+        finally:
+            self.temp_var_files.clean_up()
+        text = "".join(lines)
+        return code, text, text
 
 
 def repo_root() -> Path:
@@ -89,11 +130,14 @@ def _hint(stderr: str) -> str:
     return ""
 
 
-def _client(workdir: Path) -> Terraform:
+def _client(workdir: Path, sink: OutputSink | None = None) -> Terraform:
+    """The client for one directory; with `sink`, the output goes to it line by line."""
     if shutil.which("terraform") is None:
         raise TerraformError(
             "terraform is not on PATH: install Terraform >= 1.6 (https://developer.hashicorp.com/terraform/install)"
         )
+    if sink is not None:
+        return _StreamingTerraform(str(workdir), sink)
     return Terraform(working_dir=str(workdir))
 
 
@@ -109,9 +153,9 @@ def _check(result: tuple[int, str | None, str | None], command: str, workdir: Pa
     )
 
 
-def init(workdir: Path) -> None:
+def init(workdir: Path, sink: OutputSink | None = None) -> None:
     """terraform init (providers and backend); safe to repeat."""
-    tf = _client(workdir)
+    tf = _client(workdir, sink)
     _check(tf.init(reconfigure=IsNotFlagged, upgrade=False), "init", workdir)
 
 
@@ -120,9 +164,9 @@ def _given(variables: Mapping[str, object]) -> dict[str, object]:
     return {name: value for name, value in variables.items() if value is not None}
 
 
-def apply(workdir: Path, variables: Mapping[str, object]) -> None:
+def apply(workdir: Path, variables: Mapping[str, object], sink: OutputSink | None = None) -> None:
     """terraform apply -auto-approve with the given variables (plus terraform.tfvars)."""
-    tf = _client(workdir)
+    tf = _client(workdir, sink)
     _check(tf.apply(skip_plan=True, var=_given(variables)), "apply", workdir)
 
 
@@ -137,9 +181,9 @@ def outputs(workdir: Path) -> dict[str, Any]:
     return {name: item["value"] for name, item in raw.items()}
 
 
-def destroy(workdir: Path, variables: Mapping[str, object]) -> None:
+def destroy(workdir: Path, variables: Mapping[str, object], sink: OutputSink | None = None) -> None:
     """terraform destroy -auto-approve with the given variables."""
-    tf = _client(workdir)
+    tf = _client(workdir, sink)
     # python-terraform passes -force by default, which Terraform 1.x removed.
     result = tf.destroy(force=IsNotFlagged, auto_approve=IsFlagged, var=_given(variables))
     _check(result, "destroy", workdir)

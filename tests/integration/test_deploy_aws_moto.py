@@ -84,6 +84,9 @@ def test_pipeline_applies_terraform_aws_on_moto_and_destroys(
     assert data["all"]["vars"]["gitlab_url"] == f"https://gitlab.{public_ip}.sslip.io"
     log = (tmp_path / ".deploy" / "aws" / "deploy.log").read_text()
     assert f"GitLab's name: gitlab.{public_ip}.sslip.io; applying it" in log
+    # terraform's own output reaches the progress tail and the log as it comes
+    assert 'aws_instance.vm["ollama"]: Creation complete' in log
+    assert log.count("Apply complete!") == 2
 
     destroy = cli.build_parser().parse_args(["destroy", "aws", "--yes", *common])
     assert deploy.destroy_main(destroy, workdir=terraform_aws) == 0

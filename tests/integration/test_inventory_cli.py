@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -128,3 +129,39 @@ def test_terraform_calls_for_real(tmp_path: Path) -> None:
     with pytest.raises(terraform.TerraformError, match="terraform apply failed") as err:
         terraform.apply(tmp_path, {})
     assert "Fix: set the required variables" in str(err.value)
+
+
+@pytest.mark.skipif(shutil.which("terraform") is None, reason="TERRAFORM MISSING: not on PATH")
+def test_terraform_output_streams_line_by_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a sink, each line reaches it as terraform prints it; errors keep their fix."""
+    var_files = tmp_path / "tmp"
+    var_files.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(var_files))  # where python-terraform writes
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "main.tf").write_text(OUTPUTS_ONLY_CONFIG, encoding="utf-8")
+    lines: list[str] = []
+    terraform.init(config, sink=lines.append)
+    assert any("Terraform has been successfully initialized" in line for line in lines)
+    lines.clear()
+    seen_var_files: list[int] = []
+
+    def sink(line: str) -> None:
+        lines.append(line)
+        seen_var_files.append(len(list(var_files.glob("*.tfvars.json"))))
+
+    terraform.apply(config, {"ip": "10.0.2.9"}, sink=sink)
+    assert any(line.startswith("Apply complete!") for line in lines)
+    assert max(seen_var_files) == 1, "the variables went through a -var-file"
+    assert all("\n" not in line for line in lines)
+    assert terraform.outputs(config)["ollama_private_ip"] == "10.0.2.9"
+    assert not list(var_files.glob("*.tfvars.json")), "the -var-file is removed"
+    lines.clear()
+    with pytest.raises(terraform.TerraformError, match="terraform apply failed") as err:
+        terraform.apply(config, {}, sink=lines.append)
+    assert "Fix: set the required variables" in str(err.value)
+    assert any("No value for required variable" in line for line in lines)
+    terraform.destroy(config, {"ip": "10.0.2.9"}, sink=lines.append)
+    assert any("Destroy complete!" in line for line in lines)
