@@ -234,10 +234,10 @@ def test_verify_step_passes_the_deploy_files(tmp_path: Path):
 def test_no_capacity_suggests_another_zone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     from duoctl import terraform
 
-    def exhausted(workdir: Path, variables: Any) -> None:
+    def exhausted(workdir: Path, variables: Any, sink: Any = None) -> None:
         raise terraform.TerraformError("Error: ZONE_RESOURCE_POOL_EXHAUSTED in europe-west4-a")
 
-    monkeypatch.setattr(terraform, "init", lambda workdir: None)
+    monkeypatch.setattr(terraform, "init", lambda workdir, sink=None: None)
     monkeypatch.setattr(terraform, "apply", exhausted)
     s = make_settings(tmp_path, cloud="gcp", region="europe-west4", project="p-123456")
     ctx, _ = make_ctx(tmp_path, s)
