@@ -29,6 +29,13 @@ def _add_configure(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         help="file holding an admin personal access token (default: $GITLAB_TOKEN)",
     )
     p.add_argument("--ca-file", help="CA bundle for a GitLab with a private CA")
+    p.add_argument(
+        "--activation-code-file",
+        metavar="FILE",
+        help="file holding a subscription activation code, used only while GitLab has no "
+        "GitLab Duo Enterprise add-on (overrides license.activation_code_file in the file "
+        "and $GITLAB_ACTIVATION_CODE)",
+    )
     p.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_run_configure)
@@ -89,6 +96,13 @@ def _add_deploy(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     )
     p.add_argument("cloud", choices=["aws", "gcp", "hosts"])
     _add_deploy_inputs(p)
+    p.add_argument(
+        "--activation-code-file",
+        metavar="FILE",
+        help="aws/gcp: file holding the activation code of a subscription with GitLab Duo "
+        "Enterprise; the duo step activates it online, which provisions the add-on at once "
+        "(own hosts: set duo_activation_code_file in the inventory)",
+    )
     p.add_argument(
         "--inventory",
         help="deploy hosts: the inventory of your own three hosts; "

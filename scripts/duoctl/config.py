@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -68,6 +69,11 @@ IDENTIFIER_PREFIXES = ("custom_openai", "bedrock", "azure")
 GATEWAY_TIMEOUT_RANGE = (60, 600)
 _HOST_PORT = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$")
 _USERNAME = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_.-]*$")
+# The environment variable that may hold a subscription activation code.
+ACTIVATION_CODE_ENV = "GITLAB_ACTIVATION_CODE"
+# What GitLab's own activation form accepts (Admin > Subscription: pattern="\w{24}"):
+# a 24-character alphanumeric code from the Customers Portal or the purchase email.
+_ACTIVATION_CODE = re.compile(r"\w{24}", re.ASCII)
 
 
 class ConfigError(Exception):
@@ -83,6 +89,52 @@ class ConfigError(Exception):
         lines += [f"  - {p}" for p in self.problems]
         lines.append("Nothing was sent to GitLab. Fix the file and run again.")
         return "\n".join(lines)
+
+
+class ActivationCodeError(ValueError):
+    """The activation code cannot be used; the message names its source, never the code."""
+
+
+@dataclass(frozen=True)
+class ActivationCode:
+    """A subscription activation code and where it came from (for messages)."""
+
+    value: str = field(repr=False)
+    source: str
+
+
+def check_activation_code(text: str, source: str) -> str:
+    """The code in `text`, stripped; an error naming `source` if it is not a code."""
+    code = text.strip()
+    if not code:
+        raise ActivationCodeError(f"{source} is empty")
+    if not _ACTIVATION_CODE.fullmatch(code):
+        raise ActivationCodeError(
+            f"{source} does not hold an activation code: GitLab's activation codes are 24 "
+            f"letters and digits (copy it from the Customers Portal, Manage purchases, or the "
+            f"purchase email). A license file (.gitlab-license) is not an activation code: "
+            f"`duoctl deploy` takes it with --license-file."
+        )
+    return code
+
+
+def read_activation_code_file(path: str | Path) -> str:
+    """The activation code held in a file; the error never shows the file's content."""
+    file = Path(path).expanduser()
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        if _ACTIVATION_CODE.fullmatch(str(path).strip()) and not file.exists():
+            # Someone passed the code where its file belongs: do not echo it back.
+            raise ActivationCodeError(
+                "the activation code file was given the code itself instead of a file path: "
+                "write the code to a file only you can read (chmod 600) and give its path"
+            ) from None
+        reason = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
+        raise ActivationCodeError(
+            f"cannot read the activation code file {file}: {reason}"
+        ) from None
+    return check_activation_code(text, f"the activation code file {file}")
 
 
 def _check_http_url(value: str, what: str) -> str:
@@ -225,8 +277,42 @@ class ModelSection(_Strict):
         return None
 
 
+class LicenseSection(_Strict):
+    """Where to find an activation code, used only while GitLab lacks GitLab Duo Enterprise."""
+
+    activation_code_file: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_inline_code(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "activation_code" in data:
+            raise ValueError(
+                f"activation_code: the code is never written in this file; put it in a file "
+                f"named by license.activation_code_file, or export {ACTIVATION_CODE_ENV}"
+            )
+        return data
+
+    @field_validator("activation_code_file")
+    @classmethod
+    def _path(cls, v: str | None) -> str | None:
+        if v is not None and not v:
+            raise ValueError("must be the path of a file holding the activation code")
+        return v
+
+    def activation_code(self) -> ActivationCode | None:
+        """The code from activation_code_file, if set; unreadable or malformed is bad input."""
+        if not self.activation_code_file:
+            return None
+        try:
+            code = read_activation_code_file(self.activation_code_file)
+        except ActivationCodeError as exc:
+            raise ConfigError("license", [f"activation_code_file: {exc}"]) from None
+        return ActivationCode(code, f"license.activation_code_file {self.activation_code_file}")
+
+
 class DuoConfig(_Strict):
     gitlab: GitLabSection = Field(default_factory=GitLabSection)
+    license: LicenseSection = Field(default_factory=LicenseSection)
     gateway: GatewaySection
     models: list[ModelSection] = Field(default_factory=list)
     features: dict[str, str] = Field(default_factory=dict)

@@ -3,6 +3,11 @@
 Reads the file (every problem reported before any request), reads GitLab's state,
 plans, checks the plan's preconditions, then applies it in order, or only prints it
 with --dry-run. A second run with the same file changes nothing.
+
+Without an active GitLab Duo Enterprise add-on, an activation code (from a file or
+$GITLAB_ACTIVATION_CODE) activates the subscription first; GitLab provisions the add-on
+during that call, and the rest is then read, planned and applied. The code never appears
+in output.
 """
 
 from __future__ import annotations
@@ -13,14 +18,47 @@ import os
 import sys
 from typing import Any
 
-from duoctl.config import ConfigError, DuoConfig, load_config
-from duoctl.gitlab_api import GitLabClient, GitLabError
-from duoctl.reconcile import Plan, apply_plan, make_plan
+from duoctl.config import (
+    ACTIVATION_CODE_ENV,
+    ActivationCode,
+    ActivationCodeError,
+    ConfigError,
+    DuoConfig,
+    check_activation_code,
+    load_config,
+    read_activation_code_file,
+)
+from duoctl.gitlab_api import (
+    DUO_ENTERPRISE,
+    REDACTED,
+    Capabilities,
+    GitLabClient,
+    GitLabError,
+    describe_license,
+)
+from duoctl.reconcile import (
+    Plan,
+    activation_problems,
+    apply_activation,
+    apply_plan,
+    make_plan,
+    plan_activation,
+)
 from duoctl.token import TokenFileError, read_token_file
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
-VERBS = {"create": "create", "update": "update", "delete": "delete", "assign": "assign"}
+VERBS = {
+    "activate": "activate",
+    "create": "create",
+    "update": "update",
+    "delete": "delete",
+    "assign": "assign",
+}
+AFTER_ACTIVATION = (
+    "the other changes are planned once the subscription is activated: GitLab shows its "
+    "GitLab Duo settings only with an active GitLab Duo Enterprise add-on"
+)
 
 
 class InputError(Exception):
@@ -51,8 +89,34 @@ def resolve_token(args: argparse.Namespace) -> str:
     return token
 
 
+def resolve_activation_code(args: argparse.Namespace, cfg: DuoConfig) -> ActivationCode | None:
+    """--activation-code-file, else license.activation_code_file, else $GITLAB_ACTIVATION_CODE.
+
+    Read and checked before any request, like the token; None when none is given.
+    """
+    path = getattr(args, "activation_code_file", None)
+    try:
+        if path:
+            return ActivationCode(read_activation_code_file(path), f"--activation-code-file {path}")
+        if cfg.license.activation_code_file:
+            return cfg.license.activation_code()
+        if ACTIVATION_CODE_ENV in os.environ:
+            source = f"${ACTIVATION_CODE_ENV}"
+            return ActivationCode(
+                check_activation_code(os.environ[ACTIVATION_CODE_ENV], source), source
+            )
+    except ActivationCodeError as exc:
+        raise InputError(str(exc)) from None
+    return None
+
+
 def _describe(change: dict[str, Any]) -> str:
     details = change["details"]
+    if change["kind"] == "license":
+        return (
+            f"subscription with the activation code from {details['code_from']} "
+            f"(now: {details['current']})"
+        )
     if change["kind"] == "allowlist":
         return f"outbound allowlist: add {', '.join(details['add'])}"
     if change["kind"] == "settings":
@@ -112,11 +176,37 @@ def _fail(message: str, as_json: bool, code: int) -> int:
     return code
 
 
+def _problems(problems: list[str], activated: bool) -> str:
+    done = (
+        "the subscription was activated, nothing else was changed"
+        if activated
+        else "nothing was changed"
+    )
+    return f"GitLab cannot take this configuration; {done}:\n" + "\n".join(
+        f"  - {p}" for p in problems
+    )
+
+
+def _reread(client: GitLabClient) -> tuple[dict[str, Any], Capabilities]:
+    """After an activation: read again what the add-on changes (its purchase, settings)."""
+    settings = client.application_settings()
+    caps = client.probe()
+    if caps.purchase(DUO_ENTERPRISE) is None:
+        raise GitLabError(
+            f"the subscription was activated ({describe_license(caps.license)}) but has no "
+            f"GitLab Duo Enterprise add-on with seats: add GitLab Duo Enterprise to the "
+            f"subscription in the Customers Portal, synchronize it in Admin > Subscription, "
+            f"then run again. Nothing else was changed."
+        )
+    return settings, caps
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         cfg = load_config(args.config)
         for model in cfg.models:
             model.api_key()  # an unset variable or unreadable file is bad input: stop here
+        code = resolve_activation_code(args, cfg)
         url = resolve_url(args, cfg)
         token = resolve_token(args)
     except ConfigError as exc:
@@ -125,20 +215,38 @@ def run(args: argparse.Namespace) -> int:
         return _fail(str(exc), args.json, EXIT_BAD_INPUT)
 
     client = GitLabClient(url, token, ca_file=args.ca_file)
+    activated = False
     try:
         settings = client.application_settings()
         caps = client.probe()
+        activation = plan_activation(caps, code)
+        if activation is not None:
+            early = activation_problems(cfg, caps)
+            if early:
+                return _fail(_problems(early, False), args.json, EXIT_FAILED)
+            if args.dry_run:
+                plan = Plan(changes=[activation], warnings=[AFTER_ACTIVATION])
+                report = _report(url, caps.version, plan, dry_run=True)
+                print(json.dumps(report, indent=2) if args.json else render_text(report))
+                return EXIT_OK
+            apply_activation(client, activation)
+            activated = True
+            settings, caps = _reread(client)
         state = client.state(caps, settings, cfg.seats)
         plan = make_plan(cfg, caps, state)
         if plan.problems:
-            message = "GitLab cannot take this configuration; nothing was changed:\n" + "\n".join(
-                f"  - {p}" for p in plan.problems
-            )
-            return _fail(message, args.json, EXIT_FAILED)
+            return _fail(_problems(plan.problems, activated), args.json, EXIT_FAILED)
         if not args.dry_run:
             apply_plan(client, caps, state, plan)
+        if activation is not None:
+            plan.changes.insert(0, activation)
     except GitLabError as exc:
-        return _fail(str(exc), args.json, EXIT_FAILED)
+        message = str(exc)
+        if code is not None:
+            message = message.replace(code.value, REDACTED)
+        if activated and "subscription was activated" not in message:
+            message += " (The subscription was activated before this failure; run again.)"
+        return _fail(message, args.json, EXIT_FAILED)
     finally:
         client.close()
 

@@ -66,6 +66,7 @@ SETTINGS_KEYS = (
     "managed_zone",
     "letsencrypt",
     "license_file",
+    "activation_code_file",
     "prefix",
 )
 
@@ -513,7 +514,10 @@ def cloud_steps(settings: DeploySettings) -> list[Step]:
             private_key=private,
         ),
         PlaybookStep(
-            "duo", "ansible/playbooks/duo.yml", extra_vars=_duo_vars(), private_key=private
+            "duo",
+            "ansible/playbooks/duo.yml",
+            extra_vars=_duo_vars(settings),
+            private_key=private,
         ),
         VerifyStep(private_key=private),
     ]
@@ -528,9 +532,16 @@ def _site_vars(settings: DeploySettings) -> dict[str, Any]:
     return extra
 
 
-def _duo_vars() -> dict[str, Any]:
-    """duo.yml runs `duoctl configure`: this environment's duoctl, whatever PATH holds."""
-    return {"duo_duoctl_executable": tool_path("duoctl")}
+def _duo_vars(settings: DeploySettings | None = None) -> dict[str, Any]:
+    """duo.yml runs `duoctl configure`: this environment's duoctl, whatever PATH holds.
+
+    With an activation code file (checked here, before any step runs), its absolute path.
+    """
+    extra: dict[str, Any] = {"duo_duoctl_executable": tool_path("duoctl")}
+    code_file = settings.activation_code_path() if settings else None
+    if code_file:
+        extra["duo_activation_code_file"] = code_file
+    return extra
 
 
 def hosts_steps() -> list[Step]:

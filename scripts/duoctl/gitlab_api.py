@@ -7,6 +7,7 @@ Field names and operations follow GitLab's GraphQL schema (17.9 to 18.x).
 
 from __future__ import annotations
 
+import logging
 import ssl
 import time
 from collections.abc import Callable, Iterable
@@ -25,6 +26,10 @@ from gql.transport.exceptions import (
 
 from duoctl import __version__
 
+# gql logs every request body at DEBUG level, and bodies carry secrets (an activation code,
+# model API keys): keep that logger above DEBUG whatever logging the caller sets up.
+logging.getLogger("gql.transport.httpx").setLevel(logging.INFO)
+
 USER_AGENT = f"duoctl/{__version__}"
 MIN_VERSION = (17, 9)
 MAX_RETRIES = 5
@@ -32,9 +37,19 @@ TIMEOUT_SECONDS = 30.0
 DUO_ENTERPRISE = "DUO_ENTERPRISE"
 LICENSE_FIX = (
     "The license lacks GitLab Duo Enterprise: no DUO_ENTERPRISE add-on purchase is active. "
-    "Activate or upload a license that includes GitLab Duo Enterprise (Admin > Subscription), "
-    "synchronize the subscription, then run again."
+    "Give duoctl the activation code of a subscription that includes GitLab Duo Enterprise "
+    "(license.activation_code_file in the file, --activation-code-file, or "
+    "GITLAB_ACTIVATION_CODE): online activation adds the add-on at once. Or activate it in "
+    "Admin > Subscription, synchronize the subscription, then run again."
 )
+# CurrentLicense.type values (ee/app/models/license.rb).
+ONLINE_CLOUD, OFFLINE_CLOUD, LEGACY_LICENSE = "online_cloud", "offline_cloud", "legacy_license"
+# The payload error GitLab gives when it cannot reach the Customers Portal
+# (ee/lib/gitlab/subscription_portal/clients/graphql.rb), and the text of a rejected code
+# that GitLab's activation form looks for (admin/subscriptions/show/constants.js).
+CONNECTIVITY_ERROR = "CONNECTIVITY_ERROR"
+INVALID_CODE_ERROR = "invalid activation code"
+REDACTED = "[activation code]"
 
 # Introduced-in versions of the optional duoSettingsUpdate arguments, for warnings.
 DUO_SETTING_SINCE = {
@@ -61,6 +76,24 @@ class AddOnPurchase:
 
 
 @dataclass(frozen=True)
+class LicenseInfo:
+    """GraphQL `currentLicense` (never the license key itself)."""
+
+    id: str
+    type: str  # online_cloud | offline_cloud | legacy_license
+    plan: str
+    expires_at: str | None = None
+
+    def describe(self) -> str:
+        ends = f", expires {self.expires_at}" if self.expires_at else ""
+        return f"{self.type} license, plan {self.plan}{ends}"
+
+
+def describe_license(license: LicenseInfo | None) -> str:
+    return license.describe() if license else "no license"
+
+
+@dataclass(frozen=True)
 class Capabilities:
     version: str
     batch_feature_update: bool
@@ -69,6 +102,7 @@ class Capabilities:
     model_families: frozenset[str]
     features: frozenset[str]
     add_on_purchases: tuple[AddOnPurchase, ...]
+    license: LicenseInfo | None = None
 
     def purchase(self, name: str) -> AddOnPurchase | None:
         return next((p for p in self.add_on_purchases if p.name == name), None)
@@ -139,6 +173,7 @@ query DuoProbe {
   }
   features: __type(name: "AiFeatures") { enumValues(includeDeprecated: true) { name } }
   addOnPurchases { id name purchasedQuantity assignedQuantity }
+  currentLicense { id type plan expiresAt }
 }
 """
 
@@ -217,6 +252,17 @@ mutation AssignDuoSeat($addOnPurchaseId: GitlabSubscriptionsAddOnPurchaseID!, $u
   userAddOnAssignmentCreate(input: { addOnPurchaseId: $addOnPurchaseId, userId: $userId }) {
     addOnPurchase { id name purchasedQuantity assignedQuantity }
     user { id username }
+    errors
+  }
+}
+"""
+
+# The operation of shared/reference/gitlab-graphql/ops/15_activate_subscription.graphql
+# (GitLab 17.9 to 18.x have it; the add-on purchases are provisioned before it answers).
+ACTIVATE_SUBSCRIPTION = """
+mutation ActivateSubscription($code: String!) {
+  gitlabSubscriptionActivate(input: { activationCode: $code }) {
+    license { id plan type startsAt expiresAt }
     errors
   }
 }
@@ -358,6 +404,7 @@ class GitLabClient:
                 AddOnPurchase(p["id"], p["name"], p["purchasedQuantity"], p["assignedQuantity"])
                 for p in data.get("addOnPurchases") or []
             ),
+            license=_license_info(data.get("currentLicense")),
         )
 
     def state(
@@ -393,7 +440,7 @@ class GitLabClient:
         )
         connection = data.get("aiSelfHostedModels")
         if connection is None and purchase is None:
-            raise GitLabError(LICENSE_FIX)
+            raise GitLabError(license_fix(caps.license))
         if connection is None:
             raise GitLabError(
                 "GitLab does not let this token manage self-hosted models "
@@ -447,6 +494,22 @@ class GitLabClient:
         )
 
     # ------------------------------------------------------------ changes
+
+    def activate_subscription(self, code: str, source: str) -> LicenseInfo | None:
+        """gitlabSubscriptionActivate; `source` names where the code came from, for errors.
+
+        The code is sent in the variables only, and replaced in every message GitLab returns.
+        """
+        what = "activating the subscription"
+        try:
+            data = self._graphql(what, ACTIVATE_SUBSCRIPTION, {"code": code}, mutation=True)
+        except GitLabError as exc:
+            raise GitLabError(str(exc).replace(code, REDACTED)) from None
+        payload = data.get("gitlabSubscriptionActivate") or {}
+        errors = [str(e).replace(code, REDACTED) for e in payload.get("errors") or []]
+        if errors:
+            raise GitLabError(_activation_failure(errors, source))
+        return _license_info(payload.get("license"))
 
     def update_application_settings(self, changes: dict[str, Any]) -> None:
         self.mutations += 1
@@ -532,6 +595,56 @@ class GitLabClient:
 
 
 # ---------------------------------------------------------------- messages
+
+
+def _license_info(node: dict[str, Any] | None) -> LicenseInfo | None:
+    if not node:
+        return None
+    return LicenseInfo(
+        str(node["id"]), node.get("type") or "", node.get("plan") or "", node.get("expiresAt")
+    )
+
+
+def license_fix(license: LicenseInfo | None) -> str:
+    """The missing-add-on message, with what the current license means for it."""
+    if license is None:
+        return f"{LICENSE_FIX} (GitLab has no license now.)"
+    current = f"The current license ({license.describe()})"
+    if license.type == LEGACY_LICENSE:
+        why = f"{current} is a legacy license file: GitLab provisions add-ons from cloud licenses."
+    elif license.type == OFFLINE_CLOUD:
+        why = (
+            f"{current} is an offline cloud license: loaded from a file, it gets its add-ons "
+            f"at GitLab's daily subscription sync (00:30), not at once."
+        )
+    else:
+        why = f"{current} has no GitLab Duo Enterprise add-on, or no seats in it."
+    return f"{LICENSE_FIX} {why}"
+
+
+def _activation_failure(errors: list[str], source: str) -> str:
+    text = "; ".join(errors)
+    if CONNECTIVITY_ERROR in text:
+        fix = (
+            "GitLab could not reach the GitLab Customers Portal (customers.gitlab.com): online "
+            "activation needs outbound HTTPS from the GitLab server. Allow it (firewall, proxy) "
+            "and run again, or, offline, load a license file instead (`duoctl deploy "
+            "--license-file`); the add-on then arrives with GitLab's daily subscription sync."
+        )
+    elif INVALID_CODE_ERROR in text.lower():
+        fix = (
+            f"Check the code in {source}: copy it again from the Customers Portal (Manage "
+            f"purchases) or the purchase email, then run again."
+        )
+    else:
+        fix = (
+            "Check the subscription in the Customers Portal (it must be active and include "
+            "GitLab Duo Enterprise), then run again."
+        )
+    return (
+        f"activating the subscription: GitLab refused the activation code from {source}: "
+        f"{text}. {fix} Nothing was changed."
+    )
 
 
 def _raise_payload_errors(subject: str, payload: dict[str, Any] | None) -> None:

@@ -3,6 +3,10 @@
 `make_plan` is pure: it compares a `DuoConfig` with a `RemoteState` and returns every
 change in the order it must be applied, plus the problems that must stop the run before
 anything changes. `apply_plan` performs the changes through a `GitLabClient`.
+
+A subscription activation comes first and on its own (`plan_activation`): GitLab shows the
+Duo state only once the GitLab Duo Enterprise add-on exists, so the rest is planned after it.
+`activation_problems` are the checks that can run before it.
 """
 
 from __future__ import annotations
@@ -11,15 +15,23 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from duoctl.config import DISABLED, VENDORED, DuoConfig, is_private_host
+from duoctl.config import (
+    DISABLED,
+    VENDORED,
+    ActivationCode,
+    DuoConfig,
+    ModelSection,
+    is_private_host,
+)
 from duoctl.gitlab_api import (
     DUO_ENTERPRISE,
     DUO_SETTING_SINCE,
-    LICENSE_FIX,
     Capabilities,
     GitLabClient,
     RemoteModel,
     RemoteState,
+    describe_license,
+    license_fix,
 )
 
 SELF_HOSTED = "self_hosted"
@@ -27,11 +39,11 @@ SELF_HOSTED = "self_hosted"
 
 @dataclass
 class Change:
-    kind: str  # allowlist | settings | gateway | model | feature | seat
+    kind: str  # license | allowlist | settings | gateway | model | feature | seat
     target: str
-    action: str  # create | update | delete | assign
+    action: str  # activate | create | update | delete | assign
     details: dict[str, Any] = field(default_factory=dict)
-    # What apply_plan needs; never printed (it may hold an API key).
+    # What apply_plan needs; never printed (it may hold an API key or an activation code).
     payload: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def public(self) -> dict[str, Any]:
@@ -57,6 +69,44 @@ def _host(url: str) -> str:
 
 
 # ---------------------------------------------------------------- planning
+
+
+def plan_activation(caps: Capabilities, code: ActivationCode | None) -> Change | None:
+    """Activate the subscription only while no GitLab Duo Enterprise add-on is active."""
+    if code is None or caps.purchase(DUO_ENTERPRISE) is not None:
+        return None
+    return Change(
+        "license",
+        "subscription",
+        "activate",
+        {"code_from": code.source, "current": describe_license(caps.license)},
+        {"activation_code": code.value},
+    )
+
+
+def activation_problems(cfg: DuoConfig, caps: Capabilities) -> list[str]:
+    """What can be checked before an activation: the families and features GitLab offers."""
+    problems = [p for m in cfg.models if (p := _family_problem(m, caps))]
+    problems += [p for f in sorted(cfg.features) if (p := _feature_problem(f, caps))]
+    return problems
+
+
+def _family_problem(model: ModelSection, caps: Capabilities) -> str | None:
+    if caps.model_families and model.family not in caps.model_families:
+        return (
+            f"models.{model.name}: family {model.family.lower()} is not offered by GitLab "
+            f"{caps.version}; valid here: {_lower_list(caps.model_families)}"
+        )
+    return None
+
+
+def _feature_problem(feature: str, caps: Capabilities) -> str | None:
+    if caps.features and feature not in caps.features:
+        return (
+            f"features.{feature}: GitLab {caps.version} has no such feature; valid here: "
+            f"{', '.join(sorted(caps.features))}"
+        )
+    return None
 
 
 def _plan_application_settings(cfg: DuoConfig, state: RemoteState, plan: Plan) -> None:
@@ -137,11 +187,9 @@ def _model_values(cfg: DuoConfig, name: str) -> tuple[dict[str, Any], str | None
 def _plan_models(cfg: DuoConfig, caps: Capabilities, state: RemoteState, plan: Plan) -> None:
     remote = {m.name: m for m in state.models}
     for model in cfg.models:
-        if caps.model_families and model.family not in caps.model_families:
-            plan.problems.append(
-                f"models.{model.name}: family {model.family.lower()} is not offered by GitLab "
-                f"{caps.version}; valid here: {_lower_list(caps.model_families)}"
-            )
+        problem = _family_problem(model, caps)
+        if problem:
+            plan.problems.append(problem)
             continue
         values, api_key = _model_values(cfg, model.name)
         payload = dict(values, **({"apiToken": api_key} if api_key else {}))
@@ -193,11 +241,9 @@ def _model_diff(
 def _plan_features(cfg: DuoConfig, caps: Capabilities, state: RemoteState, plan: Plan) -> None:
     families = {m.name: m.family for m in cfg.models}
     for feature, target in sorted(cfg.features.items()):
-        if caps.features and feature not in caps.features:
-            plan.problems.append(
-                f"features.{feature}: GitLab {caps.version} has no such feature; valid here: "
-                f"{', '.join(sorted(caps.features))}"
-            )
+        problem = _feature_problem(feature, caps)
+        if problem:
+            plan.problems.append(problem)
             continue
         current = state.features.get(feature)
         if current is None:
@@ -237,7 +283,7 @@ def _plan_seats(cfg: DuoConfig, caps: Capabilities, state: RemoteState, plan: Pl
         return
     purchase = caps.purchase(DUO_ENTERPRISE)
     if purchase is None:
-        plan.problems.append(f"seats: {LICENSE_FIX}")
+        plan.problems.append(f"seats: {license_fix(caps.license)}")
         return
     needed = []
     for username in cfg.seats:
@@ -269,7 +315,7 @@ def make_plan(cfg: DuoConfig, caps: Capabilities, state: RemoteState) -> Plan:
     """Every change, in the order it must be applied, and the problems that block it."""
     plan = Plan()
     if caps.purchase(DUO_ENTERPRISE) is None and (cfg.models or cfg.features):
-        plan.problems.append(LICENSE_FIX)
+        plan.problems.append(license_fix(caps.license))
     _plan_application_settings(cfg, state, plan)
     _plan_gateway(cfg, caps, state, plan)
     _plan_models(cfg, caps, state, plan)
@@ -282,8 +328,15 @@ def make_plan(cfg: DuoConfig, caps: Capabilities, state: RemoteState) -> Plan:
 # ---------------------------------------------------------------- applying
 
 
+def apply_activation(client: GitLabClient, change: Change) -> None:
+    client.activate_subscription(change.payload["activation_code"], change.details["code_from"])
+
+
 def apply_plan(client: GitLabClient, caps: Capabilities, state: RemoteState, plan: Plan) -> None:
-    """Apply the changes in order; the first failure stops everything after it."""
+    """Apply the changes in order; the first failure stops everything after it.
+
+    A license change is applied beforehand by `apply_activation` and is skipped here.
+    """
     settings = [c for c in plan.changes if c.kind in ("allowlist", "settings")]
     if settings:
         merged: dict[str, Any] = {}

@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from duoctl.config import ActivationCodeError, read_activation_code_file
 
 Cloud = Literal["aws", "gcp"]
 CLOUDS: tuple[Cloud, ...] = ("aws", "gcp")
@@ -51,10 +53,32 @@ class DeploySettings(BaseModel):
     # A .gitlab-license file with GitLab Duo Enterprise, installed by the gitlab role. Without
     # it, the instance must already hold such a license when `duoctl configure` runs.
     license_file: str | None = None
+    # A file holding the activation code of a subscription with GitLab Duo Enterprise. The duo
+    # step activates it online, which provisions the add-on at once (a license file only gets
+    # it at GitLab's daily subscription sync). Only the path is kept, never the code.
+    activation_code_file: str | None = None
     prefix: str = "duo"
     gitlab_machine_type: str | None = None
     gateway_machine_type: str | None = None
     ollama_machine_type: str | None = None
+
+    @field_validator("activation_code_file")
+    @classmethod
+    def _code_path(cls, v: str | None) -> str | None:
+        if v is not None and not v.strip():
+            raise ValueError("must be the path of a file holding the activation code")
+        return v
+
+    def activation_code_path(self) -> str | None:
+        """The activation code file as an absolute path, checked; None when not set.
+
+        Checked when the duo step is set up rather than on every load, so that `destroy`
+        still works after the file is deleted.
+        """
+        if not self.activation_code_file:
+            return None
+        check_activation_code_file(self.activation_code_file)
+        return str(Path(self.activation_code_file).expanduser().resolve())
 
     def machine_types(self) -> dict[str, str]:
         """Role -> instance/machine type, defaults filled in."""
@@ -78,6 +102,16 @@ class DeploySettings(BaseModel):
     def fingerprint(self) -> dict[str, Any]:
         """The inputs whose change makes recorded deploy steps stale."""
         return self.model_dump(mode="json")
+
+
+def check_activation_code_file(path: str) -> None:
+    """SettingsError unless `path` holds an activation code (the message never shows it)."""
+    try:
+        read_activation_code_file(path)
+    except ActivationCodeError as exc:
+        raise SettingsError(
+            f"--activation-code-file: {exc} (a saved value lives in .deploy/<cloud>/settings.yml)"
+        ) from None
 
 
 def wildcard_domain(public_ip: str) -> str:
@@ -156,6 +190,9 @@ def resolve(
     merged: dict[str, Any] = dict(_from_environment(cloud, os.environ if env is None else env))
     merged.update(saved)
     merged.update({k: v for k, v in overrides.items() if v is not None})
+    if overrides.get("activation_code_file"):
+        # A new code file from the command line is checked before it is saved.
+        check_activation_code_file(overrides["activation_code_file"])
     if cloud == "aws" and not merged.get("region") and env is None:
         merged["region"] = _aws_configured_region()
     if merged.setdefault("cloud", cloud) != cloud:

@@ -2,6 +2,9 @@
 
 Runs a first (fresh instance) and a second (no-op) run against the GitLab API double
 and prints the counts. Goal: the no-op run sends at most 6 requests, all reads.
+With `activate=True` the instance starts without a license and the file names an
+activation code: the first run activates the subscription online, the second must still
+meet the goal (the license is read in the same request as the version probe).
 Run it with `.venv/bin/python -m tests.benchmarks.configure_requests`.
 """
 
@@ -17,6 +20,7 @@ import yaml
 from duoctl.cli import main as duoctl
 
 from tests.doubles.gitlab_api import ADMIN_TOKEN, gitlab_double
+from tests.doubles.gitlab_api.instance import ACTIVATION_CODE
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "duo.yml"
 NOOP_REQUEST_BUDGET = 6
@@ -30,11 +34,16 @@ class RunCount:
     mutations: int
 
 
-def measure(version: str = "18.9.0-ee") -> list[RunCount]:
+def measure(version: str = "18.9.0-ee", activate: bool = False) -> list[RunCount]:
     counts = []
     with gitlab_double(version) as double, tempfile.TemporaryDirectory() as tmp:
         config = yaml.safe_load(EXAMPLE.read_text())
         config["gitlab"]["url"] = double.url
+        if activate:
+            double.instance.remove_license()
+            code = Path(tmp) / "activation_code"
+            code.write_text(ACTIVATION_CODE)
+            config["license"] = {"activation_code_file": str(code)}
         path = Path(tmp) / "duo.yml"
         path.write_text(yaml.safe_dump(config))
         token = Path(tmp) / "token"
@@ -51,8 +60,9 @@ def measure(version: str = "18.9.0-ee") -> list[RunCount]:
     return counts
 
 
-def report(counts: list[RunCount], version: str) -> str:
-    lines = [f"duoctl configure on examples/duo.yml, GitLab {version} (API double)"]
+def report(counts: list[RunCount], version: str, activate: bool = False) -> str:
+    start = ", unlicensed + activation code" if activate else ""
+    lines = [f"duoctl configure on examples/duo.yml, GitLab {version}{start} (API double)"]
     lines += [
         f"  {c.label:10s}: {c.requests:2d} HTTP requests ({c.reads} reads, {c.mutations} mutations)"
         for c in counts
@@ -69,3 +79,4 @@ def report(counts: list[RunCount], version: str) -> str:
 if __name__ == "__main__":
     for version in ("18.9.0-ee", "17.9.3-ee"):
         print(report(measure(version), version))
+    print(report(measure(activate=True), "18.9.0-ee", activate=True))

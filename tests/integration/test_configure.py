@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,9 +13,16 @@ import yaml
 from duoctl.cli import main
 
 from tests.doubles.gitlab_api import ADMIN_TOKEN, USER_TOKEN, GitLabDouble, gitlab_double
+from tests.doubles.gitlab_api.instance import (
+    ACTIVATION_CODE,
+    ACTIVATION_CODE_WITHOUT_DUO,
+    INVALID_CODE_ERROR,
+)
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "duo.yml"
 MODEL = "mistral-7b-ollama"
+WRONG_CODE = "Wrong0Activation0Code000"  # well formed, unknown to the Customers Portal
+SECRETS = (ADMIN_TOKEN, USER_TOKEN, ACTIVATION_CODE, ACTIVATION_CODE_WITHOUT_DUO, WRONG_CODE)
 
 
 @pytest.fixture
@@ -57,7 +65,8 @@ def run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Iterator[Runner]:
     runner = Runner(tmp_path, capsys)
     yield runner
     for text in runner.outputs:
-        assert ADMIN_TOKEN not in text and USER_TOKEN not in text, "a token leaked into output"
+        for secret in SECRETS:
+            assert secret not in text, "a token or an activation code leaked into output"
 
 
 def test_fresh_instance_is_configured_fully(gitlab: GitLabDouble, run: Runner) -> None:
@@ -419,3 +428,260 @@ def test_api_key_from_the_environment(
     assert code == 0 and "apiToken" in out and "sk-placeholder" not in out
     assert model.api_token == "sk-placeholder-2"
     assert run(cfg)[1].count("no changes") == 1
+
+
+# ---------------------------------------------------------------- online license activation
+
+
+@pytest.fixture
+def code_file(tmp_path: Path) -> Path:
+    path = tmp_path / "activation_code"
+    path.write_text(ACTIVATION_CODE + "\n")
+    path.chmod(0o600)
+    return path
+
+
+def with_code(double: GitLabDouble, path: Path) -> dict[str, Any]:
+    return example(double, license={"activation_code_file": str(path)})
+
+
+def mutations(double: GitLabDouble) -> list[str]:
+    return [e.name for e in double.log if e.operation == "mutation"]
+
+
+def unchanged_fresh_instance(double: GitLabDouble) -> bool:
+    gl = double.instance
+    return (
+        gl.license is None
+        and gl.duo_enterprise_seats is None
+        and not gl.models
+        and not gl.features
+        and not gl.seats
+        and gl.allowlist() == []
+        and gl.duo["aiGatewayUrl"] is None
+    )
+
+
+@pytest.mark.parametrize("version", ["18.9.0-ee", "17.9.3-ee"])
+def test_activation_code_licenses_a_fresh_instance_then_configures_it(
+    run: Runner, code_file: Path, version: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    with gitlab_double(version) as double:
+        double.instance.remove_license()
+        code, out = run(with_code(double, code_file))
+        assert code == 0, out
+        gl = double.instance
+        assert gl.license is not None and gl.license.type == "online_cloud"
+        assert gl.duo_enterprise_seats == 10
+        assert gl.seats == {1} and len(gl.models) == 1
+        assert gl.settings["disabled_direct_code_suggestions"] is True  # exposed by the add-on
+        assert mutations(double)[0] == "ActivateSubscription"
+        assert mutations(double).count("ActivateSubscription") == 1
+        assert (
+            f"activate        subscription with the activation code from "
+            f"license.activation_code_file {code_file} (now: no license)"
+        ) in out
+        assert double.invalid_documents == []
+        # A re-run finds the add-on active: no activation, no change, reads only.
+        double.reset_log()
+        code, out = run(with_code(double, code_file))
+        assert code == 0 and "no changes" in out
+        assert double.writes == 0 and mutations(double) == []
+        assert double.requests <= 6
+    assert ACTIVATION_CODE not in caplog.text, "the activation code reached a log"
+
+
+def test_activation_code_from_the_flag_or_the_environment(
+    gitlab: GitLabDouble, run: Runner, code_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gitlab.instance.remove_license()
+    code, out = run(example(gitlab), "--activation-code-file", str(code_file), "--json")
+    assert code == 0, out
+    report = json.loads(out)
+    assert report["changes"][0] == {
+        "kind": "license",
+        "target": "subscription",
+        "action": "activate",
+        "details": {"code_from": f"--activation-code-file {code_file}", "current": "no license"},
+    }
+    with gitlab_double() as other:
+        other.instance.remove_license()
+        monkeypatch.setenv("GITLAB_ACTIVATION_CODE", ACTIVATION_CODE)
+        code, out = run(example(other))
+        assert code == 0, out
+        assert "activation code from $GITLAB_ACTIVATION_CODE" in out
+        assert other.instance.seats == {1}
+        assert other.invalid_documents == []
+
+
+def test_active_add_on_means_no_activation(
+    gitlab: GitLabDouble, run: Runner, code_file: Path
+) -> None:
+    licensed = gitlab.instance.license
+    code, out = run(with_code(gitlab, code_file))
+    assert code == 0, out
+    assert "ActivateSubscription" not in mutations(gitlab)
+    assert gitlab.instance.license is licensed and "subscription" not in out
+
+
+def test_dry_run_shows_the_activation_and_changes_nothing(
+    gitlab: GitLabDouble, run: Runner, code_file: Path
+) -> None:
+    gitlab.instance.remove_license()
+    code, out = run(with_code(gitlab, code_file), "--dry-run")
+    assert code == 0, out
+    assert "would activate  subscription with the activation code from license." in out
+    assert "planned once the subscription is activated" in out
+    assert "dry run: 1 change(s) planned, nothing changed" in out
+    assert gitlab.writes == 0 and unchanged_fresh_instance(gitlab)
+    code, out = run(with_code(gitlab, code_file), "--dry-run", "--json")
+    report = json.loads(out)
+    assert report["dry_run"] is True and report["changed"] is False
+    assert [c["action"] for c in report["changes"]] == ["activate"]
+
+
+def test_invalid_code_is_refused_with_zero_changes(
+    gitlab: GitLabDouble, run: Runner, tmp_path: Path
+) -> None:
+    gitlab.instance.remove_license()
+    wrong = tmp_path / "wrong_code"
+    wrong.write_text(WRONG_CODE)
+    code, out = run(with_code(gitlab, wrong))
+    assert code == 1
+    assert f"GitLab refused the activation code from license.activation_code_file {wrong}:" in out
+    assert INVALID_CODE_ERROR in out and "copy it again from the Customers Portal" in out
+    assert "Nothing was changed" in out
+    assert mutations(gitlab) == ["ActivateSubscription"]
+    assert unchanged_fresh_instance(gitlab)
+
+
+def test_unreachable_customers_portal_names_the_egress_and_the_offline_way(
+    gitlab: GitLabDouble, run: Runner, code_file: Path
+) -> None:
+    gitlab.instance.remove_license()
+    gitlab.instance.customers_portal_reachable = False
+    code, out = run(with_code(gitlab, code_file))
+    assert code == 1
+    assert "CONNECTIVITY_ERROR" in out and "customers.gitlab.com" in out
+    assert "--license-file" in out and "daily subscription sync" in out
+    assert unchanged_fresh_instance(gitlab)
+
+
+def test_subscription_without_duo_stops_after_the_activation(
+    gitlab: GitLabDouble, run: Runner, tmp_path: Path
+) -> None:
+    gitlab.instance.remove_license()
+    path = tmp_path / "code"
+    path.write_text(ACTIVATION_CODE_WITHOUT_DUO)
+    code, out = run(with_code(gitlab, path))
+    assert code == 1
+    assert "the subscription was activated (online_cloud license, plan ultimate" in out
+    assert "has no GitLab Duo Enterprise add-on" in out and "Nothing else was changed" in out
+    assert mutations(gitlab) == ["ActivateSubscription"]
+    assert not gitlab.instance.models and gitlab.instance.allowlist() == []
+
+
+def test_problems_known_before_activation_stop_it(run: Runner, code_file: Path) -> None:
+    # GitLab 17.9 offers neither the GENERAL family nor the agent platform feature: both are
+    # known from introspection, so the subscription is not activated for a file that fails.
+    with gitlab_double("17.9.3-ee") as double:
+        double.instance.remove_license()
+        cfg = with_code(double, code_file)
+        cfg["models"][0]["family"] = "general"
+        cfg["features"]["duo_agent_platform"] = MODEL
+        code, out = run(cfg)
+        assert code == 1
+        assert "nothing was changed" in out
+        assert "family general is not offered by GitLab 17.9.3-ee" in out
+        assert "features.duo_agent_platform: GitLab 17.9.3-ee has no such feature" in out
+        assert double.writes == 0 and unchanged_fresh_instance(double)
+        assert double.invalid_documents == []
+
+
+def test_missing_add_on_without_a_code_names_the_activation_code(
+    gitlab: GitLabDouble, run: Runner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GITLAB_ACTIVATION_CODE", raising=False)
+    gitlab.instance.remove_license()
+    code, out = run(example(gitlab))
+    assert code == 1
+    assert "lacks GitLab Duo Enterprise" in out
+    assert "license.activation_code_file" in out and "GITLAB_ACTIVATION_CODE" in out
+    assert "GitLab has no license now" in out
+    assert gitlab.writes == 0
+
+
+def test_offline_license_explains_the_daily_sync(gitlab: GitLabDouble, run: Runner) -> None:
+    gitlab.instance.duo_enterprise_seats = None
+    assert gitlab.instance.license is not None
+    gitlab.instance.license.type = "offline_cloud"
+    code, out = run(example(gitlab))
+    assert code == 1
+    assert "is an offline cloud license" in out and "daily subscription sync" in out
+    assert gitlab.writes == 0
+
+
+BAD_CODE_INPUT = [
+    ("missing", None, "cannot read the activation code file"),
+    ("empty", "\n", "is empty"),
+    ("license file", "eyJkYXRhIjoi\nTG9uZ0xpY2Vuc2U=\n", "is not an activation code"),
+    ("too short", "abc123", "24 letters and digits"),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "content", "message"), BAD_CODE_INPUT, ids=[c[0] for c in BAD_CODE_INPUT]
+)
+def test_bad_code_file_is_bad_input_before_any_request(
+    gitlab: GitLabDouble,
+    run: Runner,
+    tmp_path: Path,
+    case: str,
+    content: str | None,
+    message: str,
+) -> None:
+    path = tmp_path / "code"
+    if content is not None:
+        path.write_text(content)
+    gitlab.instance.remove_license()
+    for cfg, extra in (
+        (with_code(gitlab, path), ()),
+        (example(gitlab), ("--activation-code-file", str(path))),
+    ):
+        code, out = run(cfg, *extra)
+        assert code == 2, out
+        assert message in out
+        for line in (content or "").split():
+            assert line not in out
+    assert gitlab.requests == 0
+
+
+def test_code_given_where_a_path_belongs_is_not_echoed(gitlab: GitLabDouble, run: Runner) -> None:
+    code, out = run(example(gitlab), "--activation-code-file", ACTIVATION_CODE)
+    assert code == 2 and "the code itself instead of a file path" in out
+    code, out = run(example(gitlab, license={"activation_code": ACTIVATION_CODE}))
+    assert code == 2 and "license: activation_code: the code is never written in this file" in out
+    assert gitlab.requests == 0
+
+
+def test_bad_code_in_the_environment_is_bad_input(
+    gitlab: GitLabDouble, run: Runner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GITLAB_ACTIVATION_CODE", " ")
+    code, out = run(example(gitlab))
+    assert code == 2 and "$GITLAB_ACTIVATION_CODE is empty" in out
+    assert gitlab.requests == 0
+
+
+def test_activation_error_messages_never_echo_the_code(
+    gitlab: GitLabDouble, run: Runner, code_file: Path
+) -> None:
+    gitlab.instance.remove_license()
+    gitlab.instance.mutation_errors["gitlabSubscriptionActivate"] = [
+        f"Activation code {ACTIVATION_CODE} is already used by another instance"
+    ]
+    code, out = run(with_code(gitlab, code_file))
+    assert code == 1
+    assert "Activation code [activation code] is already used" in out
+    assert unchanged_fresh_instance(gitlab)

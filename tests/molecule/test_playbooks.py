@@ -3,7 +3,8 @@
 - every playbook parses against an inventory of the contract's shape, run from the root;
 - duo.yml renders a duoctl configuration that duoctl itself accepts, calls `duoctl
   configure` with the token file (and the CA file for a private CA), and reports changed
-  only when duoctl says so;
+  only when duoctl says so; an activation code file reaches the configuration by path,
+  and the code itself never shows in Ansible's output;
 - the gitlab role's Let's Encrypt DNS pre-check fails with the exact record to create.
 """
 
@@ -136,6 +137,7 @@ def test_duo_renders_config_duoctl_accepts_and_calls_configure(deployment: Path)
     assert set(config.features.values()) == {model.name}
     assert config.seats == ["root"]
     assert config.outbound_allowlist == ["10.0.2.10"]
+    assert config.license.activation_code_file is None
     args = (deployment / "duoctl.args").read_text().split()
     secrets = deployment / ".deploy" / "secrets"
     assert args == [
@@ -157,6 +159,27 @@ def test_duo_changed_follows_duoctl_and_private_ca_is_passed(deployment: Path) -
     args = (deployment / "duoctl.args").read_text().split()
     ca_file = deployment / ".deploy" / "secrets" / "gitlab_ca.crt"
     assert args[args.index("--ca-file") + 1] == str(ca_file)
+
+
+def test_duo_passes_the_activation_code_file(deployment: Path) -> None:
+    code = "Abcdefghij0123456789WXYZ"
+    code_file = deployment / "activation_code"
+    code_file.write_text(code + "\n")
+    code_file.chmod(0o600)
+    result = run_duo(deployment, "true", "-v", "-e", f"duo_activation_code_file={code_file}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    config_file = deployment / ".deploy" / "duo.yml"
+    config = load_config(config_file)
+    assert config.license.activation_code_file == str(code_file)
+    activation = config.license.activation_code()
+    assert activation is not None and activation.value == code
+    args = (deployment / "duoctl.args").read_text().split()
+    assert args[:3] == ["configure", "--config", str(config_file)]
+    assert code not in result.stdout + result.stderr
+    # A re-run without it renders the configuration without a license section.
+    again = run_duo(deployment, "false")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert load_config(config_file).license.activation_code_file is None
 
 
 def test_duo_fails_clearly_without_token(deployment: Path) -> None:

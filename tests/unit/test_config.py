@@ -6,7 +6,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from duoctl.config import ConfigError, is_private_host, load_config, parse_config
+from duoctl.config import (
+    ActivationCodeError,
+    ConfigError,
+    check_activation_code,
+    is_private_host,
+    load_config,
+    parse_config,
+    read_activation_code_file,
+)
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "duo.yml"
 
@@ -127,3 +135,68 @@ def test_unreadable_file_and_bad_yaml(tmp_path: Path) -> None:
 )
 def test_private_hosts(host: str, private: bool) -> None:
     assert is_private_host(host) is private
+
+
+# ---------------------------------------------------------------- license.activation_code_file
+
+CODE = "Abcdefghij0123456789WXYZ"  # 24 letters and digits, the shape GitLab accepts
+
+
+def test_activation_code_file_is_read_and_checked(tmp_path: Path) -> None:
+    path = tmp_path / "code"
+    path.write_text(f"  {CODE}\n")
+    cfg = parse_config(minimal(license={"activation_code_file": str(path)}))
+    code = cfg.license.activation_code()
+    assert code is not None and code.value == CODE
+    assert code.source == f"license.activation_code_file {path}"
+    assert CODE not in repr(code)
+    assert parse_config(minimal()).license.activation_code() is None
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "cannot read the activation code file"),
+        ("", "is empty"),
+        ("eyJkYXRhIjoiTG9uZw==\nTGljZW5zZQ==\n", "A license file (.gitlab-license) is not"),
+        (CODE + "0", "24 letters and digits"),
+        (CODE[:-1] + "-", "24 letters and digits"),
+    ],
+    ids=["missing", "empty", "license file", "too long", "not alphanumeric"],
+)
+def test_unusable_activation_code_file(tmp_path: Path, content: str | None, message: str) -> None:
+    path = tmp_path / "code"
+    if content is not None:
+        path.write_text(content)
+    cfg = parse_config(minimal(license={"activation_code_file": str(path)}))
+    with pytest.raises(ConfigError) as info:
+        cfg.license.activation_code()
+    [problem] = info.value.problems
+    assert problem.startswith("activation_code_file: ") and message in problem
+    for part in (content or "").split():
+        assert part not in info.value.render()
+
+
+def test_activation_code_is_never_inline_nor_echoed() -> None:
+    found = problems(minimal(license={"activation_code": CODE}))
+    assert found == [
+        "license: activation_code: the code is never written in this file; put it in a file "
+        "named by license.activation_code_file, or export GITLAB_ACTIVATION_CODE"
+    ]
+    assert problems(minimal(license={"activation_code_file": " "})) == [
+        "license.activation_code_file: must be the path of a file holding the activation code"
+    ]
+
+
+def test_code_given_as_the_file_path_is_not_echoed(tmp_path: Path) -> None:
+    with pytest.raises(ActivationCodeError) as info:
+        read_activation_code_file(CODE)
+    assert CODE not in str(info.value) and "the code itself instead of a file path" in str(
+        info.value
+    )
+
+
+def test_activation_code_text_checks() -> None:
+    assert check_activation_code(f"{CODE}\n", "$GITLAB_ACTIVATION_CODE") == CODE
+    with pytest.raises(ActivationCodeError, match=r"^\$GITLAB_ACTIVATION_CODE is empty$"):
+        check_activation_code(" \n", "$GITLAB_ACTIVATION_CODE")

@@ -263,3 +263,59 @@ def test_site_step_passes_the_tls_mode_and_license(tmp_path: Path) -> None:
     )
     assert isinstance(plain, deploy.PlaybookStep)
     assert plain.extra_vars == {"gitlab_tls_mode": "selfsigned"}
+
+
+ACTIVATION_CODE = "Abcdefghij0123456789WXYZ"
+
+
+def _duo_step(steps: list[Any]) -> deploy.PlaybookStep:
+    step = next(s for s in steps if s.name == "duo")
+    assert isinstance(step, deploy.PlaybookStep)
+    return step
+
+
+def test_activation_code_file_reaches_the_duo_step(tmp_path: Path) -> None:
+    code = tmp_path / "activation_code"
+    code.write_text(ACTIVATION_CODE + "\n")
+    s = make_settings(tmp_path, activation_code_file=str(code))
+    duo = _duo_step(deploy.cloud_steps(s))
+    assert duo.extra_vars["duo_activation_code_file"] == str(code.resolve())
+    assert ACTIVATION_CODE not in str(duo.extra_vars)
+    plain = _duo_step(deploy.cloud_steps(make_settings(tmp_path)))
+    assert "duo_activation_code_file" not in plain.extra_vars
+    # Saved like the other settings: only the path, never the code.
+    path = tmp_path / "settings.yml"
+    settings.save(s, path)
+    assert settings.load_saved(path)["activation_code_file"] == str(code)
+    assert ACTIVATION_CODE not in path.read_text()
+
+
+def test_activation_code_file_from_the_command_line_is_checked_before_saving(
+    tmp_path: Path,
+) -> None:
+    saved = {"ssh_public_key_file": str(tmp_path / "id.pub"), "admin_cidr": "198.51.100.7/32"}
+    env = {"AWS_REGION": "us-east-1"}
+    empty = tmp_path / "empty"
+    empty.write_text("")
+    for given, message in (
+        (str(tmp_path / "none"), "cannot read the activation code file"),
+        (str(empty), "is empty"),
+        (ACTIVATION_CODE, "the code itself instead of a file path"),
+    ):
+        with pytest.raises(settings.SettingsError, match="--activation-code-file: ") as info:
+            settings.resolve("aws", {"activation_code_file": given}, saved, lambda: "x", env)
+        assert message in str(info.value) and ACTIVATION_CODE not in str(info.value)
+    with pytest.raises(settings.SettingsError, match="activation_code_file: Value error, must be"):
+        settings.resolve("aws", {}, {**saved, "activation_code_file": " "}, lambda: "x", env)
+
+
+def test_vanished_saved_code_file_stops_deploy_but_not_destroy(tmp_path: Path) -> None:
+    saved = {
+        "ssh_public_key_file": str(tmp_path / "id.pub"),
+        "admin_cidr": "198.51.100.7/32",
+        "activation_code_file": str(tmp_path / "deleted"),
+    }
+    # destroy and preflight only resolve the settings: a deleted code file does not stop them.
+    s = settings.resolve("aws", {}, saved, lambda: "x", {"AWS_REGION": "us-east-1"})
+    with pytest.raises(settings.SettingsError, match=r"\.deploy/<cloud>/settings\.yml"):
+        deploy.cloud_steps(s)

@@ -5,17 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from duoctl.config import parse_config
+from duoctl.config import ActivationCode, parse_config
 from duoctl.gitlab_api import (
     AddOnPurchase,
     Capabilities,
+    LicenseInfo,
     RemoteFeature,
     RemoteModel,
     RemoteState,
     RemoteUser,
     split_allowlist,
 )
-from duoctl.reconcile import make_plan
+from duoctl.reconcile import activation_problems, make_plan, plan_activation
 
 FAMILIES = frozenset({"MISTRAL", "MIXTRAL", "CODESTRAL", "GPT", "CLAUDE_3"})
 PURCHASE = AddOnPurchase(
@@ -204,3 +205,55 @@ def test_settings_missing_on_old_versions_are_warnings() -> None:
 )
 def test_allowlist_split_like_gitlab(raw: str | None, entries: list[str]) -> None:
     assert split_allowlist(raw) == entries
+
+
+# ---------------------------------------------------------------- subscription activation
+
+CODE = ActivationCode("Abcdefghij0123456789WXYZ", "license.activation_code_file code.txt")
+
+
+def test_activation_only_without_the_add_on() -> None:
+    assert plan_activation(caps(), CODE) is None  # the add-on is active: nothing to do
+    assert plan_activation(caps(add_on_purchases=()), None) is None  # no code: nothing to do
+    offline = LicenseInfo("gid://gitlab/License/3", "offline_cloud", "ultimate", "2027-01-31")
+    change = plan_activation(caps(add_on_purchases=(), license=offline), CODE)
+    assert change is not None
+    assert (change.kind, change.target, change.action) == ("license", "subscription", "activate")
+    assert change.details == {
+        "code_from": "license.activation_code_file code.txt",
+        "current": "offline_cloud license, plan ultimate, expires 2027-01-31",
+    }
+    assert change.payload == {"activation_code": CODE.value}
+    assert CODE.value not in repr(change) and CODE.value not in str(change.public())
+
+
+def test_activation_problems_are_what_introspection_knows() -> None:
+    cfg = config(features={"duo_chat": "m", "code_completions": "m"})
+    assert activation_problems(cfg, caps()) == []
+    found = activation_problems(
+        cfg, caps(model_families=frozenset({"GPT"}), features=frozenset({"duo_chat"}))
+    )
+    assert found == [
+        "models.m: family mistral is not offered by GitLab 18.9.0-ee; valid here: gpt",
+        "features.code_completions: GitLab 18.9.0-ee has no such feature; valid here: duo_chat",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("license", "hint"),
+    [
+        (None, "(GitLab has no license now.)"),
+        (
+            LicenseInfo("1", "legacy_license", "ultimate"),
+            "is a legacy license file: GitLab provisions add-ons from cloud licenses",
+        ),
+        (LicenseInfo("1", "offline_cloud", "ultimate"), "at GitLab's daily subscription sync"),
+        (LicenseInfo("1", "online_cloud", "premium"), "has no GitLab Duo Enterprise add-on"),
+    ],
+)
+def test_missing_add_on_names_the_activation_code_and_the_license(
+    license: LicenseInfo | None, hint: str
+) -> None:
+    plan = make_plan(config(), caps(add_on_purchases=(), license=license), state())
+    assert plan.problems[0].startswith("The license lacks GitLab Duo Enterprise")
+    assert "--activation-code-file" in plan.problems[0] and hint in plan.problems[0]

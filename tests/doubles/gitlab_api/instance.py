@@ -1,9 +1,12 @@
-"""The in-memory GitLab instance behind the double: Duo settings, models, features, seats.
+"""The in-memory GitLab instance behind the double: license, Duo settings, models, features, seats.
 
 Behaviour follows GitLab EE as documented in shared/reference/gitlab-duo-api.md:
 payload `errors` for validation failures, the top-level "resource not available" error
 for missing permissions, deleting a model cascades to its feature settings, and
 `aiFeatureSettings` lists every allowed feature (unsaved ones as "unassigned").
+Online activation (`gitlabSubscriptionActivate`) saves a cloud license and provisions its
+add-on purchases before answering (GitlabSubscriptions::ActivateService); the Customers
+Portal's answer is stood in for by `ACTIVATION_CODES`.
 """
 
 from __future__ import annotations
@@ -22,6 +25,17 @@ NOT_ALLOWED = (
 MODEL_GID = "gid://gitlab/Ai::SelfHostedModel/{}"
 USER_GID = "gid://gitlab/User/{}"
 PURCHASE_GID = "gid://gitlab/GitlabSubscriptions::AddOnPurchase/{}"
+LICENSE_GID = "gid://gitlab/License/{}"
+
+# Activation codes the stand-in Customers Portal knows -> GitLab Duo Enterprise seats of the
+# subscription (None: a subscription without the add-on). Codes are 24 letters and digits.
+ACTIVATION_CODE = "Test0Activation0Code0Duo"
+ACTIVATION_CODE_WITHOUT_DUO = "Test0Activation0Code0Pre"
+ACTIVATION_CODES: dict[str, int | None] = {ACTIVATION_CODE: 10, ACTIVATION_CODE_WITHOUT_DUO: None}
+# Payload errors GitLab relays: the portal's answer to an unknown code (the text GitLab's
+# activation form looks for), and the one when GitLab cannot reach the portal at all.
+INVALID_CODE_ERROR = "invalid activation code"
+CONNECTIVITY_ERROR = "CONNECTIVITY_ERROR"
 
 GA_FAMILIES = {"codestral", "mistral", "mixtral", "claude_3", "gpt"}
 ALL_FAMILIES = GA_FAMILIES | {"codegemma", "codellama", "deepseekcoder", "llama3", "general"}
@@ -64,6 +78,16 @@ class Model:
 
 
 @dataclass
+class License:
+    id: int
+    type: str  # online_cloud | offline_cloud | legacy_license
+    plan: str
+    starts_at: str = "2026-11-01"
+    expires_at: str = "2027-11-01"
+    activated_at: str | None = "2026-11-01"
+
+
+@dataclass
 class User:
     id: int
     username: str
@@ -74,6 +98,8 @@ class User:
 class Instance:
     version: str = "18.9.0-ee"
     duo_enterprise_seats: int | None = 10  # None: the license has no Duo Enterprise add-on
+    license: License | None = field(default_factory=lambda: License(1, "online_cloud", "ultimate"))
+    customers_portal_reachable: bool = True
     settings: dict[str, Any] = field(
         default_factory=lambda: {
             "outbound_local_requests_allowlist_raw": "",
@@ -102,6 +128,22 @@ class Instance:
     next_model_id: int = 1
     # Payload errors the next call of a mutation answers with, as GitLab's validations do.
     mutation_errors: dict[str, list[str]] = field(default_factory=dict)
+
+    def remove_license(self) -> None:
+        """A fresh instance: no license, so no add-on purchase either."""
+        self.license = None
+        self.duo_enterprise_seats = None
+
+    def activate(self, code: str) -> list[str]:
+        """GitlabSubscriptions::ActivateService: payload errors, or a new license + add-ons."""
+        if not self.customers_portal_reachable:
+            return [CONNECTIVITY_ERROR]
+        if code not in ACTIVATION_CODES:
+            return [INVALID_CODE_ERROR]
+        next_id = self.license.id + 1 if self.license else 1
+        self.license = License(next_id, "online_cloud", "ultimate", activated_at="2026-11-22")
+        self.duo_enterprise_seats = ACTIVATION_CODES[code]  # ProvisionServices::AddOns
+        return []
 
     # ------------------------------------------------------------ REST
 
@@ -169,6 +211,19 @@ class Instance:
                     self.model_view(m) for m in self.models.values() if m.model in FEATURES[feature]
                 ]
             },
+        }
+
+    def license_view(self) -> dict[str, Any] | None:
+        lic = self.license
+        if lic is None:
+            return None
+        return {
+            "id": LICENSE_GID.format(lic.id),
+            "type": lic.type,
+            "plan": lic.plan,
+            "startsAt": lic.starts_at,
+            "expiresAt": lic.expires_at,
+            "activatedAt": lic.activated_at,
         }
 
     def purchase_view(self) -> dict[str, Any]:

@@ -4,6 +4,8 @@ Built from the source-checked SDL in `shared/reference/gitlab-graphql/` (beside 
 repository): the 18.x excerpt, or the 17.9 legacy one, each with the addendum appended.
 Versions between 18.0 and 18.6 lose the duoSettings fields that arrived later
 (duoAgentPlatformServiceUrl in 18.4, aiGatewayTimeoutSeconds in 18.7).
+The license operations are the same in both: `currentLicense` and the mutation
+`gitlabSubscriptionActivate(input: {activationCode})` returning `license` and `errors`.
 """
 
 from __future__ import annotations

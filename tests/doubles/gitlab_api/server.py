@@ -1,7 +1,13 @@
 """Test double of the GitLab EE API used by `duoctl configure`, on loopback.
 
 Stands in for: a GitLab Self-Managed instance (17.9 to 18.x) with a GitLab Duo
-Enterprise license. Contract followed: `/api/graphql` executes every document with
+Enterprise license (an online cloud license), or without a license
+(`instance.remove_license()`), together with the GitLab Customers Portal behind its
+online activation: `gitlabSubscriptionActivate` with `ACTIVATION_CODE` saves an online
+cloud license and provisions a DUO_ENTERPRISE add-on purchase of 10 seats before it
+answers; an unknown code gets GitLab's payload error `invalid activation code`, an
+unreachable portal (`instance.customers_portal_reachable = False`) `CONNECTIVITY_ERROR`;
+`currentLicense` reads the license. Contract followed: `/api/graphql` executes every document with
 graphql-core against GitLab's real schema (shared/reference/gitlab-graphql/, chosen by
 version), so a document GitLab would reject fails here too and is recorded in
 `invalid_documents`; the REST endpoints `/api/v4/version` and `/api/v4/application/settings`
@@ -136,6 +142,7 @@ class Resolvers:
                 "aiFeatureSettingUpdate": self.update_features,
                 "duoSettingsUpdate": self.update_duo_settings,
                 "userAddOnAssignmentCreate": self.assign_seat,
+                "gitlabSubscriptionActivate": self.activate_subscription,
             }
         gl = self.gl
         return {
@@ -150,6 +157,7 @@ class Resolvers:
             else (lambda info, **_: []),
             "user": self.user,
             "selfManagedAddOnEligibleUsers": self.eligible_users,
+            "currentLicense": self.current_license,
         }
 
     # ------------------------------------------------------------ queries
@@ -175,6 +183,11 @@ class Resolvers:
             return None
         nodes = [self.gl.feature_view(f) for f in FEATURES]
         return {"nodes": nodes, "pageInfo": {"hasNextPage": False, "hasPreviousPage": False}}
+
+    def current_license(self, info: Any) -> dict[str, Any] | None:
+        if not self.admin:  # CurrentLicenseResolver: authorize :read_licenses
+            raise GraphQLError(NOT_ALLOWED)
+        return self.gl.license_view()
 
     def user(self, info: Any, username: str | None = None, **_: Any) -> dict[str, Any] | None:
         user = self.gl.users.get(username or "")
@@ -284,6 +297,13 @@ class Resolvers:
             "duoSettings": dict(self.gl.duo, updatedAt="2026-11-22T12:00:00Z"),
             "errors": errors,
         }
+
+    def activate_subscription(self, info: Any, input: dict[str, Any]) -> dict[str, Any]:
+        if not self.admin:  # authorize :update_gitlab_subscription (admins)
+            raise GraphQLError(NOT_ALLOWED)
+        errors = self.gl.mutation_errors.pop("gitlabSubscriptionActivate", None)
+        errors = errors or self.gl.activate(input["activationCode"])
+        return {"license": None if errors else self.gl.license_view(), "errors": errors}
 
     def assign_seat(self, info: Any, input: dict[str, Any]) -> dict[str, Any]:
         if not self.admin or self.gl.duo_enterprise_seats is None:
