@@ -206,7 +206,7 @@ class TerraformStep:
                 hint = (
                     f"\nNo capacity in {zone or 'this zone'} now: re-run with --zone ANOTHER_ZONE"
                 )
-            raise StepFailed(f"terraform failed: {exc}{hint}") from exc
+            raise StepFailed(f"{exc}{hint}") from exc
         ctx.data["outputs"] = outputs
         ctx.data["gitlab_url"] = output_value(outputs, "gitlab_url")
         ctx.data["gitlab_domain"] = output_value(outputs, "gitlab_domain")
@@ -429,6 +429,46 @@ def tool_path(name: str) -> str:
     return str(beside) if beside.exists() else (shutil.which(name) or name)
 
 
+ANSIBLE_TASK = re.compile(r"^TASK \[(?P<task>.+?)\] \**$")
+ANSIBLE_FAILURE = re.compile(r"^(?:fatal|failed): \[(?P<host>[^\]]+)\](?P<rest>.*)$")
+
+
+def _failure_block(lines: list[str], start: int) -> tuple[str, bool]:
+    """The first line of the `msg` of the failure at lines[start], and whether it was ignored."""
+    rest = lines[start].partition("=>")[2].strip()
+    message = ""
+    if rest.startswith("{"):  # the default callback: the result as one JSON line
+        with contextlib.suppress(ValueError, AttributeError):
+            message = str(json.loads(rest).get("msg", "")).splitlines()[0]
+    offset = start + 1
+    while offset < len(lines) and (not lines[offset] or lines[offset].startswith(" ")):
+        text = lines[offset].strip()
+        if not message and text.startswith("msg:"):
+            message = text.removeprefix("msg:").strip().strip("'\"")
+            if message in ("", "|-", "|", ">-", ">") and offset + 1 < len(lines):
+                message = lines[offset + 1].strip()
+        offset += 1
+    ignored = offset < len(lines) and lines[offset].startswith("...ignoring")
+    return message, ignored
+
+
+def ansible_failures(lines: list[str]) -> str:
+    """One line per failed task of ansible-playbook's output: host, task, first message line."""
+    found: list[str] = []
+    task = "?"
+    for index, line in enumerate(lines):
+        if match := ANSIBLE_TASK.match(line):
+            task = match["task"]
+        elif match := ANSIBLE_FAILURE.match(line):
+            message, ignored = _failure_block(lines, index)
+            if ignored:
+                continue
+            kind = "unreachable" if "UNREACHABLE!" in match["rest"] else "failed"
+            where = f"{match['host']} {kind} at [{task}]"
+            found.append(f"{where}: {message}" if message else where)
+    return "\n".join(dict.fromkeys(found))
+
+
 @dataclass
 class PlaybookStep:
     """ansible-playbook PLAYBOOK -i INVENTORY, with the deploy's secrets directory."""
@@ -449,15 +489,24 @@ class PlaybookStep:
             cmd += ["--private-key", self.private_key]
         config = root / "ansible" / "ansible.cfg"
         env = {"ANSIBLE_CONFIG": str(config)} if config.exists() else {}
-        ctx.run_command(cmd, cwd=config.parent if config.exists() else root, env=env)
+        cwd = config.parent if config.exists() else root
+        ctx.run_command(cmd, cwd=cwd, env=env, explain=ansible_failures)
 
 
 @dataclass
 class VerifyStep:
-    """`duoctl verify --inventory FILE` when this version of duoctl has it."""
+    """`duoctl verify --inventory FILE` when this version of duoctl has it.
+
+    `gitlab_url` and `ca_file` send the completion to another address of GitLab's API than
+    the inventory's (verify's --gitlab-url and --ca-file); `skip_rake` leaves out the rake
+    check (for a GitLab that cannot run it).
+    """
 
     module: str = "duoctl.verify"
     private_key: str | None = None
+    gitlab_url: str | None = None
+    ca_file: str | None = None
+    skip_rake: bool = False
     name: str = "verify"
 
     def argv(self, ctx: Context) -> list[str]:
@@ -465,8 +514,13 @@ class VerifyStep:
         secrets = ctx.paths.secrets_dir
         if ctx.paths.admin_token_file.is_file():
             argv += ["--token-file", str(ctx.paths.admin_token_file)]
-        if (secrets / "gitlab_ca.crt").is_file():
-            argv += ["--ca-file", str(secrets / "gitlab_ca.crt")]
+        ca_file = self.ca_file or secrets / "gitlab_ca.crt"
+        if Path(ca_file).is_file():
+            argv += ["--ca-file", str(ca_file)]
+        if self.gitlab_url:
+            argv += ["--gitlab-url", self.gitlab_url]
+        if self.skip_rake:
+            argv.append("--skip-rake")
         if self.private_key:
             argv += ["--ssh-key", self.private_key]
         return argv

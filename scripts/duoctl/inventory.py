@@ -143,10 +143,20 @@ def render_inventory(outputs: Mapping[str, Any], cloud: str) -> str:
 def write_inventory(outputs: Mapping[str, Any], cloud: str, path: Path) -> bool:
     """Write the inventory to path; True when the file changed (False: already up to date)."""
     text = render_inventory(outputs, cloud)
+    if path.exists() and not path.is_file():
+        raise InventoryError(
+            f"cannot write the inventory {path}: something else than a file is there; "
+            "move it away, or pass --inventory OTHER_FILE"
+        )
     if path.is_file() and path.read_text(encoding="utf-8") == text:
         return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as exc:
+        raise InventoryError(
+            f"cannot write the inventory {path}: {exc.strerror}; pass --inventory OTHER_FILE"
+        ) from exc
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)

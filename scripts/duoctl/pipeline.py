@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -187,9 +187,17 @@ class Context:
     data: dict[str, Any] = field(default_factory=dict)  # saved in the state file
 
     def run_command(
-        self, cmd: Sequence[str], cwd: Path | None = None, env: Mapping[str, str] | None = None
+        self,
+        cmd: Sequence[str],
+        cwd: Path | None = None,
+        env: Mapping[str, str] | None = None,
+        explain: Callable[[list[str]], str] | None = None,
     ) -> None:
-        """Run a tool, streaming its output to the progress tail and the log; raise on failure."""
+        """Run a tool, streaming its output to the progress tail and the log; raise on failure.
+
+        `explain` turns the tool's whole output into the failure's explanation (which host,
+        which task, why), added to "exited with code N".
+        """
         self.progress.note(f"$ {' '.join(cmd)}")
         try:
             proc = subprocess.Popen(
@@ -203,13 +211,20 @@ class Context:
             )
         except OSError as exc:
             raise StepFailed(f"cannot run {cmd[0]}: {exc}") from exc
+        lines: list[str] = []
         with proc:
             assert proc.stdout is not None
             for line in proc.stdout:
                 self.progress.output(line)
+                if explain is not None:
+                    lines.append(line.rstrip("\n"))
             code = proc.wait()
         if code != 0:
-            raise StepFailed(f"{Path(cmd[0]).name} exited with code {code}")
+            explanation = explain(lines) if explain is not None else ""
+            raise StepFailed(
+                f"{Path(cmd[0]).name} exited with code {code}"
+                + (f"\n{explanation}" if explanation else "")
+            )
 
 
 class DeployState:

@@ -17,11 +17,10 @@ from duoctl import cli, deploy
 from duoctl.preflight.aws import run_checks as aws_checks
 
 from tests.doubles.aws_moto_server import AWS_CREDENTIALS, MotoEndpoint, moto_server
-from tests.terraform.tooling import cli_config, copy_config, find_mirror
+from tests.terraform.tooling import aws_config_on_moto
 
 pytestmark = pytest.mark.slow
 
-OVERRIDE = Path(__file__).resolve().parents[1] / "terraform" / "moto_endpoints_override.tf"
 ED25519_KEY = (
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl duo@test"
 )
@@ -38,10 +37,11 @@ def terraform_aws(tmp_path: Path, moto: MotoEndpoint, monkeypatch: pytest.Monkey
     """A copy of terraform/aws aimed at moto, and terraform installing from the local mirror."""
     if shutil.which("terraform") is None:
         pytest.skip("DEPLOY-ON-MOTO TEST SKIPPED: no terraform binary on PATH")
-    mirror = find_mirror()
-    if mirror is None:
+    found = aws_config_on_moto(moto, tmp_path)
+    if found is None:
         pytest.skip("DEPLOY-ON-MOTO TEST SKIPPED: no provider mirror with hashicorp/aws")
-    monkeypatch.setenv("TF_CLI_CONFIG_FILE", str(cli_config(mirror, tmp_path)))
+    workdir, cli_config_file = found
+    monkeypatch.setenv("TF_CLI_CONFIG_FILE", str(cli_config_file))
     monkeypatch.setenv("TF_IN_AUTOMATION", "1")
     monkeypatch.setenv("CHECKPOINT_DISABLE", "1")
     for name, value in AWS_CREDENTIALS.items():
@@ -49,10 +49,6 @@ def terraform_aws(tmp_path: Path, moto: MotoEndpoint, monkeypatch: pytest.Monkey
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto)  # boto3 (preflight)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
-    workdir = copy_config("aws", tmp_path / "aws")
-    shutil.rmtree(workdir / "tests")
-    override = OVERRIDE.read_text(encoding="utf-8").replace("MOTO_ENDPOINT", moto)
-    (workdir / "moto_endpoints_override.tf").write_text(override, encoding="utf-8")
     return workdir
 
 

@@ -1,10 +1,22 @@
-"""Prints each Molecule scenario's timings at the end of the run (see test_scenarios.py)."""
+"""The container tooling shared by the scenario tests, and each Molecule scenario's timings
+printed at the end of the run (see test_scenarios.py)."""
 
 from __future__ import annotations
+
+import os
 
 import pytest
 
 from tests.molecule.reporting import IDEMPOTENCE_GOAL_SECONDS, REPORTS
+from tests.tooling import docker_env
+
+
+@pytest.fixture(scope="session")
+def container_tooling() -> str:
+    """The Docker engine runs and the Debian 12 systemd base image exists; returns the image."""
+    image = docker_env.ensure_all()
+    os.environ["TEST_IMAGE"] = image
+    return image
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -8,8 +8,8 @@ stage that failed. Each scenario's duration (and per stage) is reported at the e
 run; for the three-host `site` scenario the idempotence run's time is reported against its
 goal of 30 s.
 
-Before the first scenario, `tests/tooling/docker_env.py` makes sure the Docker engine runs
-and the Debian 12 systemd base image exists (see its header).
+Before the first scenario, the `container_tooling` fixture (conftest.py) makes sure the
+Docker engine runs and the Debian 12 systemd base image exists (tests/tooling/docker_env.py).
 
 Run one:  .venv/bin/pytest tests/molecule -k common
 Env:      DUO_MOLECULE_TIMEOUT (seconds per scenario, default 1800), TEST_IMAGE.
@@ -29,7 +29,6 @@ from pathlib import Path
 import pytest
 
 from tests.molecule.reporting import REPORTS, ScenarioReport
-from tests.tooling import docker_env
 
 ROOT = Path(__file__).resolve().parents[2]
 ANSIBLE_DIR = ROOT / "ansible"
@@ -59,13 +58,6 @@ def discover() -> list[Scenario]:
 
 
 SCENARIOS = discover()
-
-
-@pytest.fixture(scope="session")
-def container_tooling() -> str:
-    image = docker_env.ensure_all()
-    os.environ["TEST_IMAGE"] = image
-    return image
 
 
 def _stream(proc: subprocess.Popen[str], report: ScenarioReport, started: float) -> Iterator[str]:

@@ -96,3 +96,24 @@ def copy_config(cloud: str, dest: Path) -> Path:
         ignore=shutil.ignore_patterns(".terraform", "*.tfstate*", ".terraform.lock.hcl"),
     )
     return dest
+
+
+MOTO_OVERRIDE = Path(__file__).resolve().parent / "moto_endpoints_override.tf"
+
+
+def aws_config_on_moto(endpoint: str, dest: Path) -> tuple[Path, Path] | None:
+    """A copy of terraform/aws whose provider calls go to the moto server at `endpoint`, and a
+    CLI configuration that installs the provider from the local mirror.
+
+    Returns (configuration folder, CLI configuration file), or None without a provider mirror.
+    The caller exports TF_CLI_CONFIG_FILE and the AWS credentials for the moto server.
+    """
+    mirror = find_mirror()
+    if mirror is None:
+        return None
+    dest.mkdir(parents=True, exist_ok=True)
+    workdir = copy_config("aws", dest / "aws")
+    shutil.rmtree(workdir / "tests", ignore_errors=True)
+    override = MOTO_OVERRIDE.read_text(encoding="utf-8").replace("MOTO_ENDPOINT", endpoint)
+    (workdir / "moto_endpoints_override.tf").write_text(override, encoding="utf-8")
+    return workdir, cli_config(mirror, dest)

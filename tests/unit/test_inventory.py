@@ -101,6 +101,17 @@ def test_write_is_idempotent(tmp_path: Path) -> None:
     assert [p.name for p in path.parent.iterdir()] == ["aws.yml"], "no temporary file left"
 
 
+def test_unwritable_path_is_a_clear_error(tmp_path: Path) -> None:
+    taken = tmp_path / "inventory" / "aws.yml"
+    taken.mkdir(parents=True)
+    with pytest.raises(InventoryError, match="something else than a file is there"):
+        write_inventory(OUTPUTS, "aws", taken)
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    with pytest.raises(InventoryError, match=r"cannot write the inventory .*pass --inventory"):
+        write_inventory(OUTPUTS, "aws", blocked / "aws.yml")
+
+
 @pytest.mark.parametrize("key", ["gitlab_public_ip", "ollama_private_ip", "ssh_user"])
 def test_missing_output_names_the_key_and_the_command(key: str) -> None:
     outputs = {k: v for k, v in OUTPUTS.items() if k != key}

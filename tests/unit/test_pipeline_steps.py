@@ -319,3 +319,39 @@ def test_vanished_saved_code_file_stops_deploy_but_not_destroy(tmp_path: Path) -
     s = settings.resolve("aws", {}, saved, lambda: "x", {"AWS_REGION": "us-east-1"})
     with pytest.raises(settings.SettingsError, match=r"\.deploy/<cloud>/settings\.yml"):
         deploy.cloud_steps(s)
+
+
+ANSIBLE_OUTPUT = """\
+TASK [common : Install the base packages] **************************************
+ok: [gitlab-vm]
+fatal: [gateway-vm]: UNREACHABLE! =>
+    changed: false
+    msg: 'Failed to connect to the host via ssh: Connection timed out'
+    unreachable: true
+
+TASK [ollama : Copy the release archive from the controller] *******************
+failed: [ollama-vm] (item=ollama) =>
+    changed: false
+    msg: |-
+        Could not find or access 'ollama-linux-amd64.tar.zst' on the Ansible Controller.
+        If you are using a module and expect the file to exist on the remote, see remote_src
+fatal: [gitlab-vm]: FAILED! => {"changed": false, "msg": "in JSON"}
+
+TASK [gitlab : An allowed failure] *********************************************
+fatal: [gitlab-vm]: FAILED! =>
+    msg: not counted
+...ignoring
+
+PLAY RECAP *********************************************************************
+"""
+
+
+def test_ansible_failures_name_host_task_and_message() -> None:
+    assert deploy.ansible_failures(ANSIBLE_OUTPUT.splitlines()) == (
+        "gateway-vm unreachable at [common : Install the base packages]: "
+        "Failed to connect to the host via ssh: Connection timed out\n"
+        "ollama-vm failed at [ollama : Copy the release archive from the controller]: "
+        "Could not find or access 'ollama-linux-amd64.tar.zst' on the Ansible Controller.\n"
+        "gitlab-vm failed at [ollama : Copy the release archive from the controller]: in JSON"
+    )
+    assert deploy.ansible_failures(["PLAY RECAP ****", "ok: [x]"]) == ""
