@@ -99,9 +99,8 @@ def _add_deploy(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument(
         "--activation-code-file",
         metavar="FILE",
-        help="aws/gcp: file holding the activation code of a subscription with GitLab Duo "
-        "Enterprise; the duo step activates it online, which provisions the add-on at once "
-        "(own hosts: set duo_activation_code_file in the inventory)",
+        help="file holding the activation code of a subscription with GitLab Duo Enterprise; "
+        "the duo step activates it online, which provisions the add-on at once",
     )
     p.add_argument(
         "--inventory",

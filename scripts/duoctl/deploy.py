@@ -31,6 +31,7 @@ from duoctl.settings import (
     Cloud,
     DeploySettings,
     SettingsError,
+    activation_code_path,
     detect_public_ip,
     load_saved,
     resolve,
@@ -570,7 +571,7 @@ def cloud_steps(settings: DeploySettings) -> list[Step]:
         PlaybookStep(
             "duo",
             "ansible/playbooks/duo.yml",
-            extra_vars=_duo_vars(settings),
+            extra_vars=_duo_vars(settings.activation_code_file),
             private_key=private,
         ),
         VerifyStep(private_key=private),
@@ -586,23 +587,23 @@ def _site_vars(settings: DeploySettings) -> dict[str, Any]:
     return extra
 
 
-def _duo_vars(settings: DeploySettings | None = None) -> dict[str, Any]:
-    """duo.yml runs `duoctl configure`: this environment's duoctl, whatever PATH holds.
-
-    With an activation code file (checked here, before any step runs), its absolute path.
-    """
+def _duo_vars(activation_code_file: str | None = None) -> dict[str, Any]:
+    """duo.yml runs `duoctl configure`: this environment's duoctl, whatever PATH holds; with
+    the activation code file's absolute path when one is given (checked before any step)."""
     extra: dict[str, Any] = {"duo_duoctl_executable": tool_path("duoctl")}
-    code_file = settings.activation_code_path() if settings else None
+    code_file = activation_code_path(activation_code_file)
     if code_file:
         extra["duo_activation_code_file"] = code_file
     return extra
 
 
-def hosts_steps() -> list[Step]:
+def hosts_steps(activation_code_file: str | None = None) -> list[Step]:
     return [
         WaitSshStep(),
         PlaybookStep("site", "ansible/playbooks/site.yml"),
-        PlaybookStep("duo", "ansible/playbooks/duo.yml", extra_vars=_duo_vars()),
+        PlaybookStep(
+            "duo", "ansible/playbooks/duo.yml", extra_vars=_duo_vars(activation_code_file)
+        ),
         VerifyStep(),
     ]
 
@@ -671,7 +672,11 @@ def deploy_main(
         chosen = (
             steps
             if steps is not None
-            else (hosts_steps() if settings is None else cloud_steps(settings))
+            else (
+                hosts_steps(getattr(args, "activation_code_file", None))
+                if settings is None
+                else cloud_steps(settings)
+            )
         )
         paths = DeployPaths(root=root, target_dir=deploy_dir / args.cloud, inventory=inventory)
         ctx = Context(args.cloud, paths, Progress(paths.log_file, progress_stream), settings)

@@ -75,10 +75,7 @@ class DeploySettings(BaseModel):
         Checked when the duo step is set up rather than on every load, so that `destroy`
         still works after the file is deleted.
         """
-        if not self.activation_code_file:
-            return None
-        check_activation_code_file(self.activation_code_file)
-        return str(Path(self.activation_code_file).expanduser().resolve())
+        return activation_code_path(self.activation_code_file)
 
     def machine_types(self) -> dict[str, str]:
         """Role -> instance/machine type, defaults filled in."""
@@ -112,6 +109,14 @@ def check_activation_code_file(path: str) -> None:
         raise SettingsError(
             f"--activation-code-file: {exc} (a saved value lives in .deploy/<cloud>/settings.yml)"
         ) from None
+
+
+def activation_code_path(path: str | None) -> str | None:
+    """An activation code file as an absolute path, after checking it; None when not given."""
+    if not path:
+        return None
+    check_activation_code_file(path)
+    return str(Path(path).expanduser().resolve())
 
 
 def wildcard_domain(public_ip: str) -> str:

@@ -357,13 +357,13 @@ def faults(
         ),
         Fault(
             "site",
-            ("ansible-playbook exited with code",),
+            ("ansible-playbook exited with code 2", "ollama-vm failed at [ollama : "),
             lambda: None,  # the Ollama release is not in the staging folder yet
             lambda: shutil.copy(ARTIFACTS / OLLAMA_ARCHIVE, deployment.staging / OLLAMA_ARCHIVE),
         ),
         Fault(
             "duo",
-            ("ansible-playbook exited with code", "502"),
+            ("localhost failed at [Fail with duoctl's error]", "GitLab answered HTTP 502"),
             lambda: deployment.double.fail_next.extend([502] * 6),
             lambda: deployment.double.fail_next.clear(),
         ),

@@ -61,6 +61,9 @@ FAKE_DUOCTL = textwrap.dedent(
     #!/bin/sh
     # Records its arguments; answers like `duoctl configure --json`.
     printf '%s\\n' "$@" > "$(dirname "$0")/duoctl.args"
+    if [ -n "$FAKE_ERROR" ]; then
+        echo "{\\"error\\": \\"$FAKE_ERROR\\"}"; echo "details on stderr" >&2; exit 1
+    fi
     echo "{\\"changed\\": $FAKE_CHANGED, \\"changes\\": []}"
     """
 )
@@ -101,7 +104,9 @@ def test_playbook_parses_with_contract_inventory(deployment: Path, playbook: str
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def run_duo(deployment: Path, changed: str, *extra: str) -> subprocess.CompletedProcess[str]:
+def run_duo(
+    deployment: Path, changed: str, *extra: str, error: str = ""
+) -> subprocess.CompletedProcess[str]:
     (deployment / ".deploy" / "secrets").mkdir(parents=True, exist_ok=True)
     token = deployment / ".deploy" / "secrets" / "gitlab_admin_token"
     token.write_text("glpat-test\n")
@@ -113,7 +118,7 @@ def run_duo(deployment: Path, changed: str, *extra: str) -> subprocess.Completed
         "-e",
         f"duo_duoctl_executable={deployment / 'duoctl'}",
         *extra,
-        env={"FAKE_CHANGED": changed},
+        env={"FAKE_CHANGED": changed, "FAKE_ERROR": error},
     )
 
 
@@ -159,6 +164,14 @@ def test_duo_changed_follows_duoctl_and_private_ca_is_passed(deployment: Path) -
     args = (deployment / "duoctl.args").read_text().split()
     ca_file = deployment / ".deploy" / "secrets" / "gitlab_ca.crt"
     assert args[args.index("--ca-file") + 1] == str(ca_file)
+
+
+def test_duo_failure_shows_duoctls_error(deployment: Path) -> None:
+    result = run_duo(deployment, "false", error="GitLab answered HTTP 502")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "duoctl configure failed (exit 1): GitLab answered HTTP 502 details on stderr" in (
+        " ".join(result.stdout.split())
+    )
 
 
 def test_duo_passes_the_activation_code_file(deployment: Path) -> None:

@@ -290,6 +290,16 @@ def test_activation_code_file_reaches_the_duo_step(tmp_path: Path) -> None:
     assert ACTIVATION_CODE not in path.read_text()
 
 
+def test_own_hosts_take_the_activation_code_file_too(tmp_path: Path) -> None:
+    code = tmp_path / "activation_code"
+    code.write_text(ACTIVATION_CODE + "\n")
+    duo = _duo_step(deploy.hosts_steps(str(code)))
+    assert duo.extra_vars["duo_activation_code_file"] == str(code.resolve())
+    assert "duo_activation_code_file" not in _duo_step(deploy.hosts_steps()).extra_vars
+    with pytest.raises(settings.SettingsError, match="cannot read the activation code file"):
+        deploy.hosts_steps(str(tmp_path / "none"))
+
+
 def test_activation_code_file_from_the_command_line_is_checked_before_saving(
     tmp_path: Path,
 ) -> None:

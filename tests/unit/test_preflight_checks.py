@@ -119,6 +119,7 @@ def test_render_text_and_json():
 def test_license_file_is_optional_but_must_be_readable(tmp_path: Path) -> None:
     assert check_license(None).ok
     assert "must already hold a license" in check_license(None).detail
+    assert "--activation-code-file" in check_license(None).detail
     missing = check_license(str(tmp_path / "none.gitlab-license"))
     assert not missing.ok and "GitLab Duo Enterprise" in (missing.fix or "")
     empty = tmp_path / "empty.gitlab-license"
@@ -127,3 +128,17 @@ def test_license_file_is_optional_but_must_be_readable(tmp_path: Path) -> None:
     good = tmp_path / "duo.gitlab-license"
     good.write_text("eyJkYXRhIjoi...\n")
     assert check_license(str(good)).ok
+
+
+def test_activation_code_file_is_checked_without_showing_the_code(tmp_path: Path) -> None:
+    code = "A1b2C3d4E5f6G7h8J9k0L1m2"
+    good = tmp_path / "activation_code"
+    good.write_text(code + "\n")
+    result = check_license(None, str(good))
+    assert result.ok and "activates it online" in result.detail and code not in result.detail
+    wrong = tmp_path / "wrong"
+    wrong.write_text("not-a-code\n")
+    result = check_license(None, str(wrong))
+    assert not result.ok and "24 characters" in (result.fix or "")
+    assert "not-a-code" not in result.detail
+    assert not check_license(None, str(tmp_path / "none")).ok

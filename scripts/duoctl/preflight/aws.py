@@ -229,7 +229,7 @@ def run_checks(settings: DeploySettings, session: Any | None = None) -> list[Che
     results = [
         check_ssh_key(settings.ssh_public_key_file),
         check_admin_cidr(settings.admin_cidr),
-        check_license(settings.license_file),
+        check_license(settings.license_file, settings.activation_code_file),
     ]
     credentials = check_credentials(session)
     results.append(credentials)

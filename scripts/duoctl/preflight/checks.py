@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from duoctl.config import ActivationCodeError, read_activation_code_file
 from duoctl.settings import WILDCARD_DNS_SUFFIX, DeploySettings
 
 # Narrowest prefix accepted for the SSH allow-list: a /16 is 65536 addresses; wider is an error.
@@ -104,23 +105,37 @@ def check_ssh_key(path: str) -> CheckResult:
     return passed(name, f"{path} ({fields[0]})")
 
 
-def check_license(path: str | None) -> CheckResult:
+def check_license(license_file: str | None, activation_code_file: str | None = None) -> CheckResult:
     name = "license"
-    if not path:
+    if activation_code_file:
+        try:
+            read_activation_code_file(activation_code_file)
+        except ActivationCodeError as exc:
+            fix = "put the activation code from the Customers Portal (24 characters) in the file"
+            return failed(name, f"--activation-code-file: {exc}", fix)
+    if license_file:
+        file = Path(license_file).expanduser()
+        fix = "pass the .gitlab-license file of a subscription with GitLab Duo Enterprise"
+        try:
+            text = file.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            return failed(name, f"{license_file} cannot be read ({exc})", fix)
+        if not text:
+            return failed(name, f"{license_file} is empty", fix)
+    if activation_code_file:
         return passed(
             name,
-            "no --license-file: GitLab must already hold a license with GitLab Duo Enterprise "
-            "(activate it in Admin > Subscription) before the duo step configures it",
+            f"activation code in {activation_code_file}: the duo step activates it online, "
+            "which provisions GitLab Duo Enterprise at once",
         )
-    file = Path(path).expanduser()
-    fix = "pass the .gitlab-license file of a subscription with GitLab Duo Enterprise"
-    try:
-        text = file.read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        return failed(name, f"{path} cannot be read ({exc})", fix)
-    if not text:
-        return failed(name, f"{path} is empty", fix)
-    return passed(name, f"{path} is installed on GitLab by the site step")
+    if license_file:
+        return passed(name, f"{license_file} is installed on GitLab by the site step")
+    return passed(
+        name,
+        "neither --activation-code-file nor --license-file: GitLab must already hold a license "
+        "with GitLab Duo Enterprise (activate it in Admin > Subscription) before the duo step "
+        "configures it",
+    )
 
 
 def check_admin_cidr(cidr: str) -> CheckResult:

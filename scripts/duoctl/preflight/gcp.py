@@ -242,7 +242,7 @@ def run_checks(
     results = [
         check_ssh_key(settings.ssh_public_key_file),
         check_admin_cidr(settings.admin_cidr),
-        check_license(settings.license_file),
+        check_license(settings.license_file, settings.activation_code_file),
     ]
     if clients is None:
         clients, credentials = _default_clients()
