@@ -1,0 +1,48 @@
+"""`duoctl preflight`, `duoctl deploy` and `duoctl destroy`.
+
+Cloud deploy: preflight -> terraform -> inventory -> wait_ssh -> wait_dns -> site -> duo -> verify.
+Own hosts (`deploy hosts --inventory FILE`): wait_ssh -> site -> duo -> verify.
+Each step takes its targets (tool paths, working directories, resolvers) as arguments, so the
+same classes run against a cloud or against local stand-ins.
+
+Modules: cloud (preflight, terraform, inventory), wait (SSH, DNS), playbooks (site, duo),
+verify_step, steps (the step lists), commands (the CLI entry points), inventory_file.
+"""
+
+from duoctl.deploy.cloud import (
+    InventoryStep,
+    PreflightStep,
+    TerraformStep,
+    output_value,
+    terraform_variables,
+)
+from duoctl.deploy.commands import deploy_main, destroy_main, load_settings, preflight_main
+from duoctl.deploy.playbooks import PlaybookStep, ansible_failures, tool_path
+from duoctl.deploy.steps import CLOUD_STEPS, HOSTS_STEPS, cloud_steps, hosts_steps
+from duoctl.deploy.verify_step import VerifyStep
+from duoctl.deploy.wait import SshTarget, WaitDnsStep, WaitSshStep, probe_ssh, ssh_targets
+
+__all__ = [
+    "CLOUD_STEPS",
+    "HOSTS_STEPS",
+    "InventoryStep",
+    "PlaybookStep",
+    "PreflightStep",
+    "SshTarget",
+    "TerraformStep",
+    "VerifyStep",
+    "WaitDnsStep",
+    "WaitSshStep",
+    "ansible_failures",
+    "cloud_steps",
+    "deploy_main",
+    "destroy_main",
+    "hosts_steps",
+    "load_settings",
+    "output_value",
+    "preflight_main",
+    "probe_ssh",
+    "ssh_targets",
+    "terraform_variables",
+    "tool_path",
+]

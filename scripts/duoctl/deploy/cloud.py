@@ -1,0 +1,152 @@
+"""The cloud steps before any host exists: preflight, terraform (init + apply), inventory."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from duoctl.deploy.inventory_file import read_inventory, remember_inventory
+from duoctl.pipeline import Context, StepFailed
+from duoctl.settings import (
+    DeploySettings,
+    wildcard_domain,
+)
+
+# Terraform needs a host name before the public IP exists; the wildcard-DNS name replaces it in
+# a second, output-only apply as soon as the IP is known.
+PROVISIONAL_DOMAIN = "gitlab.pending.sslip.io"
+CAPACITY_ERRORS = ("ZONE_RESOURCE_POOL_EXHAUSTED", "InsufficientInstanceCapacity")
+ZONE_CHECKS = ("instance types", "machine types")  # preflight checks that choose the zone
+
+
+def output_value(outputs: dict[str, Any], key: str) -> Any:
+    """A Terraform output, whether given as `terraform output -json` ({value: ...}) or plain."""
+    if key not in outputs:
+        raise StepFailed(f"terraform output {key!r} is missing; run the terraform step again")
+    value = outputs[key]
+    return value["value"] if isinstance(value, dict) and "value" in value else value
+
+
+def terraform_variables(
+    settings: DeploySettings, domain: str, zone: str | None = None
+) -> dict[str, Any]:
+    """Settings -> the Terraform variables of terraform/<cloud>.
+
+    `zone` is the one preflight chose when the settings name none: Google Cloud needs one,
+    AWS picks the same first fitting zone itself.
+    """
+    types = {
+        "gitlab_instance_type": settings.gitlab_machine_type,
+        "gateway_instance_type": settings.gateway_machine_type,
+        "ollama_instance_type": settings.ollama_machine_type,
+    }
+    variables: dict[str, Any] = {
+        "region": settings.region,
+        "admin_cidrs": [settings.admin_cidr],
+        "ssh_public_key": settings.ssh_public_key(),
+        "gitlab_domain": domain,
+        "prefix": settings.prefix,
+    }
+    if settings.cloud == "aws":
+        variables["availability_zone"] = settings.zone
+        variables["route53_zone_id"] = settings.managed_zone
+        variables.update(types)
+    else:
+        variables["project_id"] = settings.project
+        variables["zone"] = settings.zone or zone
+        variables["dns_managed_zone"] = settings.managed_zone
+        variables.update({k.replace("instance", "machine"): v for k, v in types.items()})
+    return {k: v for k, v in variables.items() if v is not None}
+
+
+@dataclass
+class PreflightStep:
+    checks: Callable[[DeploySettings], list[Any]] | None = None
+    name: str = "preflight"
+
+    def run(self, ctx: Context) -> None:
+        from duoctl import preflight
+
+        results = (self.checks or preflight.run_checks)(ctx.settings)
+        for line in preflight.render(results).splitlines():
+            ctx.progress.output(line)
+        if not preflight.all_ok(results):
+            raise StepFailed("preflight found problems; each is listed above with its fix")
+        zones = [r.value for r in results if r.name in ZONE_CHECKS and r.value]
+        if zones:
+            ctx.data["zone"] = zones[0]
+
+
+@dataclass
+class TerraformStep:
+    """terraform init + apply of terraform/<cloud>; keeps the outputs for the next steps."""
+
+    workdir: Path | None = None
+    name: str = "terraform"
+
+    def run(self, ctx: Context) -> None:
+        from duoctl import terraform
+
+        settings: DeploySettings = ctx.settings
+        workdir = self.workdir or terraform.terraform_dir(ctx.target)
+        domain = settings.domain or ctx.data.get("wildcard_domain") or PROVISIONAL_DOMAIN
+        zone = settings.zone or ctx.data.get("zone")
+        if settings.cloud == "gcp" and not zone:
+            raise StepFailed("no zone known: pass --zone (e.g. us-central1-a) or run preflight")
+        try:
+            ctx.progress.output(f"terraform init in {workdir}")
+            terraform.init(workdir, sink=ctx.progress.output)
+            ctx.progress.output("terraform apply")
+            terraform.apply(
+                workdir, terraform_variables(settings, domain, zone), sink=ctx.progress.output
+            )
+            outputs = terraform.outputs(workdir)
+            if settings.domain_plan() == "wildcard_dns":
+                wanted = wildcard_domain(str(output_value(outputs, "gitlab_public_ip")))
+                ctx.data["wildcard_domain"] = wanted
+                if wanted != domain:
+                    ctx.progress.output(f"GitLab's name: {wanted}; applying it")
+                    terraform.apply(
+                        workdir,
+                        terraform_variables(settings, wanted, zone),
+                        sink=ctx.progress.output,
+                    )
+                    outputs = terraform.outputs(workdir)
+        except terraform.TerraformError as exc:
+            hint = ""
+            if any(word in str(exc) for word in CAPACITY_ERRORS):
+                hint = (
+                    f"\nNo capacity in {zone or 'this zone'} now: re-run with --zone ANOTHER_ZONE"
+                )
+            raise StepFailed(f"{exc}{hint}") from exc
+        ctx.data["outputs"] = outputs
+        ctx.data["gitlab_url"] = output_value(outputs, "gitlab_url")
+        ctx.data["gitlab_domain"] = output_value(outputs, "gitlab_domain")
+        ctx.data["gitlab_public_ip"] = output_value(outputs, "gitlab_public_ip")
+        ctx.data["dns_record_needed"] = output_value(outputs, "dns_record_needed")
+
+
+@dataclass
+class InventoryStep:
+    """Terraform outputs -> the Ansible inventory (duoctl.inventory)."""
+
+    workdir: Path | None = None
+    name: str = "inventory"
+
+    def run(self, ctx: Context) -> None:
+        from duoctl import inventory, terraform
+
+        outputs = ctx.data.get("outputs")
+        if outputs is None:
+            try:
+                outputs = terraform.outputs(self.workdir or terraform.terraform_dir(ctx.target))
+            except terraform.TerraformError as exc:
+                raise StepFailed(f"cannot read the terraform outputs: {exc}") from exc
+        try:
+            changed = inventory.write_inventory(dict(outputs), ctx.target, ctx.paths.inventory)
+        except inventory.InventoryError as exc:
+            raise StepFailed(str(exc)) from exc
+        ctx.progress.output(f"{ctx.paths.inventory} {'written' if changed else 'unchanged'}")
+        remember_inventory(ctx, read_inventory(ctx.paths.inventory))
