@@ -35,6 +35,7 @@ from typing import Any, Literal, Protocol
 import requests
 import yaml
 
+from duoctl import ssh
 from duoctl.token import TokenFileError, read_token_file
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -322,13 +323,6 @@ def parse_rake_output(output: str, exit_code: int) -> list[Check]:
     return checks
 
 
-class _AcceptNewHostKey:
-    """OpenSSH's StrictHostKeyChecking=accept-new: a known host with another key still fails."""
-
-    def missing_host_key(self, client: Any, hostname: str, key: Any) -> None:
-        client.get_host_keys().add(hostname, key.get_name(), key)
-
-
 @dataclass
 class SshRunner:
     """Runs one command on a host over SSH with paramiko (key file, agent or ~/.ssh keys)."""
@@ -340,21 +334,8 @@ class SshRunner:
     connect_timeout: float = 30
 
     def run(self, command: str, timeout: float) -> CommandOutput:
-        import paramiko
-
-        client = paramiko.SSHClient()
-        client.load_system_host_keys()
-        client.set_missing_host_key_policy(_AcceptNewHostKey())
+        client = ssh.connect(self.host, self.port, self.user, self.key_file, self.connect_timeout)
         try:
-            client.connect(
-                self.host,
-                port=self.port,
-                username=self.user,
-                key_filename=self.key_file,
-                timeout=self.connect_timeout,
-                banner_timeout=self.connect_timeout,
-                auth_timeout=self.connect_timeout,
-            )
             _, stdout, stderr = client.exec_command(command, timeout=timeout)
             out = stdout.read().decode("utf-8", "replace")
             err = stderr.read().decode("utf-8", "replace")

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from duoctl import ssh
 from duoctl.deploy.inventory_file import read_inventory, remember_inventory
 from duoctl.pipeline import Context, StepFailed
 
@@ -55,33 +56,11 @@ def ssh_targets(inventory: dict[str, Any]) -> list[SshTarget]:
     return targets
 
 
-class _AcceptNewHostKey:
-    """Like OpenSSH's StrictHostKeyChecking=accept-new: a known host with another key still fails
-    (paramiko checks the loaded known_hosts before asking the policy)."""
-
-    def missing_host_key(self, client: Any, hostname: str, key: Any) -> None:
-        client.get_host_keys().add(hostname, key.get_name(), key)
-
-
 def probe_ssh(target: SshTarget, key_file: str | None, timeout: float) -> None:
     """Log in (through the jump host when there is one) and wait for cloud-init to finish."""
-    import paramiko
 
     def connect(host: str, port: int, user: str, sock: Any = None) -> Any:
-        client = paramiko.SSHClient()
-        client.load_system_host_keys()
-        client.set_missing_host_key_policy(_AcceptNewHostKey())
-        client.connect(
-            host,
-            port=port,
-            username=user,
-            key_filename=key_file,
-            sock=sock,
-            timeout=timeout,
-            banner_timeout=timeout,
-            auth_timeout=timeout,
-        )
-        return client
+        return ssh.connect(host, port, user, key_file, timeout, sock)
 
     clients = []
     try:
