@@ -1,0 +1,169 @@
+"""`duoctl verify`: gather the three kinds of evidence, print the report, exit 0 only when
+every check passed."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from duoctl.verify.completion import completion_check
+from duoctl.verify.inputs import (
+    Deployment,
+    VerifyInputError,
+    default_inventory,
+    find_file,
+    load_deployment,
+    read_token,
+    repo_suite,
+    secrets_dirs,
+    ssh_runner_for,
+)
+from duoctl.verify.rake import CommandRunner, rake_checks
+from duoctl.verify.report import HOP_SEAT, RAKE_TASK, Check, Report, render
+from duoctl.verify.suite import PytestSuite, SuiteRunner, suite_checks
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+@dataclass
+class Verifier:
+    """Gathers the three kinds of evidence. Each collaborator can be swapped for a local one."""
+
+    suite: SuiteRunner | None
+    rake: CommandRunner | None
+    session: requests.Session | None
+    rake_user: str = "root"
+    completion_timeout: float = 180
+    log: Callable[[str], None] = lambda _line: None
+    clock: Callable[[], float] = time.monotonic
+
+    def run(
+        self, inventory: Path, gitlab_url: str, token: str | None, verify: bool | str = True
+    ) -> Report:
+        report = Report()
+        if self.suite is not None:
+            self.log("running the infra suite on the hosts ...")
+            started = self.clock()
+            report.checks += suite_checks(self.suite, inventory)
+            report.seconds["testinfra"] = self.clock() - started
+        if self.rake is not None:
+            self.log(f"running gitlab-rake {RAKE_TASK}[{self.rake_user}] on the GitLab host ...")
+            started = self.clock()
+            report.checks += rake_checks(self.rake, self.rake_user)
+            report.seconds["rake"] = self.clock() - started
+        if self.session is not None:
+            self.log(f"asking {gitlab_url} for a code completion ...")
+            if token is None:
+                report.checks.append(
+                    Check(
+                        "completion",
+                        "code completion through GitLab",
+                        "fail",
+                        HOP_SEAT,
+                        "no automation token: pass --token-file (the deploy writes "
+                        ".deploy/<cloud>/secrets/gitlab_admin_token)",
+                    )
+                )
+            else:
+                check, latency = completion_check(
+                    self.session, gitlab_url, token, verify, self.completion_timeout
+                )
+                report.checks.append(check)
+                report.completion_latency_ms = latency
+        return report
+
+
+def _completion_inputs(
+    args: argparse.Namespace, inventory: Path, deployment: Deployment
+) -> tuple[str, str | None, bool | str]:
+    """GitLab's URL, the automation token and the TLS verification setting for the completion."""
+    gitlab_url = args.gitlab_url or deployment.gitlab_url
+    if not gitlab_url:
+        raise VerifyInputError(f"{inventory} sets neither gitlab_url nor gitlab_domain")
+    dirs = secrets_dirs(inventory, deployment.cloud)
+    token_file = Path(args.token_file) if args.token_file else None
+    token_file = token_file or find_file(d / "gitlab_admin_token" for d in dirs)
+    token = read_token(token_file) if token_file else os.environ.get("GITLAB_TOKEN") or None
+    ca_file = args.ca_file or find_file(d / "gitlab_ca.crt" for d in dirs)
+    return gitlab_url, token, str(ca_file) if ca_file else True
+
+
+def _print(line: str) -> None:
+    print(line, flush=True)
+
+
+def run(
+    inventory: Path,
+    *,
+    token_file: Path | None = None,
+    ca_file: Path | None = None,
+    ssh_key: str | None = None,
+    out: Callable[[str], None] = _print,
+) -> int:
+    """`duoctl verify --inventory INVENTORY` for callers that route the output themselves."""
+    args = argparse.Namespace(
+        inventory=str(inventory),
+        token_file=str(token_file) if token_file else None,
+        ca_file=str(ca_file) if ca_file else None,
+        gitlab_url=None,
+        ssh_key=ssh_key,
+        user="root",
+        timeout=180.0,
+        no_sudo=False,
+        skip_suite=False,
+        skip_rake=False,
+        skip_completion=False,
+        json=False,
+    )
+    return main(args, out)
+
+
+def main(args: argparse.Namespace, out: Callable[[str], None] = _print) -> int:
+    try:
+        inventory = Path(args.inventory) if args.inventory else default_inventory()
+        if inventory is None:
+            raise VerifyInputError(
+                "no inventory: pass --inventory FILE (inventory/aws.yml after `make deploy-aws`)"
+            )
+        if not inventory.exists():
+            raise VerifyInputError(
+                f"the inventory {inventory} does not exist: pass --inventory FILE (written by "
+                "`duoctl inventory aws|gcp`, or see inventory/hosts.example.yml)"
+            )
+        suite = None
+        if not args.skip_suite:
+            suite = PytestSuite(repo_suite(), args.ssh_key, sudo=not args.no_sudo)
+        # The rake check and the completion need the contract's inventory shape; the suite
+        # takes any inventory Ansible reads (a Molecule inventory directory too).
+        rake: CommandRunner | None = None
+        gitlab_url, token = "", None
+        tls_verify: bool | str = True
+        if not (args.skip_rake and args.skip_completion):
+            deployment = load_deployment(inventory)
+            if not args.skip_rake:
+                rake = ssh_runner_for(deployment, args.ssh_key)
+            if not args.skip_completion:
+                gitlab_url, token, tls_verify = _completion_inputs(args, inventory, deployment)
+    except VerifyInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    log = (lambda _line: None) if args.json else out
+    verifier = Verifier(
+        suite=suite,
+        rake=rake,
+        session=None if args.skip_completion else requests.Session(),
+        rake_user=args.user,
+        completion_timeout=args.timeout,
+        log=log,
+    )
+    report = verifier.run(inventory, gitlab_url, token, tls_verify)
+    out(json.dumps(report.to_json(), indent=2, ensure_ascii=False) if args.json else render(report))
+    return EXIT_OK if report.ok else EXIT_FAILED
