@@ -1,7 +1,7 @@
 """The deploy pipeline on the real terraform/aws configuration, as far as this machine allows:
 preflight and `terraform apply` against the moto server double, the inventory from the real
 outputs (with the wildcard-DNS name applied in the second, output-only apply), then
-`duoctl destroy --yes`. The host steps are covered by test_deploy.py and test_deploy_hosts.py."""
+`duoctl destroy --yes`. The host steps on containers: tests/molecule/test_deploy_end_to_end.py."""
 
 from __future__ import annotations
 
