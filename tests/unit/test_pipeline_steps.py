@@ -365,3 +365,10 @@ def test_ansible_failures_name_host_task_and_message() -> None:
         "gitlab-vm failed at [ollama : Copy the release archive from the controller]: in JSON"
     )
     assert deploy.ansible_failures(["PLAY RECAP ****", "ok: [x]"]) == ""
+
+
+def test_verify_step_shows_verify_input_errors(tmp_path: Path) -> None:
+    ctx, out = make_ctx(tmp_path, None)  # the inventory file does not exist
+    with pytest.raises(StepFailed, match="exit code 2"):
+        deploy.VerifyStep().run(ctx)
+    assert f"error: the inventory {tmp_path / 'inventory.yml'} does not exist" in out.getvalue()

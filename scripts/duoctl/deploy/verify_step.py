@@ -51,14 +51,15 @@ class VerifyStep:
                 f"{ctx.data.get('gitlab_url', 'GitLab')} and run "
                 "`sudo gitlab-rake 'gitlab:duo:verify_self_hosted_setup[root]'` on the GitLab VM"
             )
-        from duoctl import cli
+        from duoctl import cli, verify
 
-        report = io.StringIO()
-        try:
-            with contextlib.redirect_stdout(report), contextlib.redirect_stderr(report):
-                code = cli.main(self.argv(ctx))
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        ctx.progress.note(report.getvalue().rstrip())
+        # What verify is doing goes to the progress tail as it happens; its report is shown
+        # in full at the end, with any input error it printed.
+        report: list[str] = []
+        errors = io.StringIO()
+        with contextlib.redirect_stderr(errors):
+            args = cli.build_parser().parse_args(self.argv(ctx))
+            code = verify.main(args, out=report.append, progress=ctx.progress.output)
+        ctx.progress.note("\n".join([*report, errors.getvalue()]).strip())
         if code != 0:
             raise StepFailed(f"verification failed (exit code {code}); see the checks above")

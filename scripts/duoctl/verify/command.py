@@ -126,7 +126,13 @@ def run(
     return main(args, out)
 
 
-def main(args: argparse.Namespace, out: Callable[[str], None] = _print) -> int:
+def main(
+    args: argparse.Namespace,
+    out: Callable[[str], None] = _print,
+    progress: Callable[[str], None] | None = None,
+) -> int:
+    """`duoctl verify`: the report goes to `out`; what it is doing meanwhile goes to `progress`
+    (default: `out` too, nothing with --json)."""
     try:
         inventory = Path(args.inventory) if args.inventory else default_inventory()
         if inventory is None:
@@ -155,7 +161,7 @@ def main(args: argparse.Namespace, out: Callable[[str], None] = _print) -> int:
     except VerifyInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    log = (lambda _line: None) if args.json else out
+    log = progress or ((lambda _line: None) if args.json else out)
     verifier = Verifier(
         suite=suite,
         rake=rake,
