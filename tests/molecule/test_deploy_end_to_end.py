@@ -413,6 +413,6 @@ def test_deploy_aws_end_to_end_with_a_failure_at_every_step(
     assert token not in log and token not in out
     # verify's progress went to the tail and the log as it happened, its report to the user
     assert "running the infra suite on the hosts ..." in log
-    assert "Hosts (testinfra suite tests/infra): " in out
+    assert "Hosts (testinfra suite tests/infra): " in log
     instance = deployment.double.instance
     assert instance.duo["aiGatewayUrl"] == "http://10.213.77.20:5052"
