@@ -1,7 +1,7 @@
 """Parse a Terraform configuration with python-hcl2 and check it against a provider schema.
 
 The schemas are `terraform providers schema -json` documents (descriptions
-stripped) kept beside the repository in ../shared/reference/terraform-schemas/.
+stripped), kept in the repository in tests/terraform/schemas/ (see its README).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import hcl2
 from hcl2 import SerializationOptions
 
 REPO = Path(__file__).resolve().parents[2]
-SCHEMA_DIR = REPO.parent / "shared" / "reference" / "terraform-schemas"
+SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 SCHEMA_FILES = {
     "aws": ("aws_5.100.0.min.json.gz", "registry.terraform.io/hashicorp/aws"),
     "gcp": ("google_6.50.0.min.json.gz", "registry.terraform.io/hashicorp/google"),

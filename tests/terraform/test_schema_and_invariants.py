@@ -38,12 +38,12 @@ OUTPUTS = {
 SHARED_VARIABLES = ["gitlab_domain", "admin_cidrs", "ssh_public_key", "prefix", "ollama_port"]
 
 
-def _schema_or_skip(cloud: str) -> dict[str, Any]:
+def _provider_schema(cloud: str) -> dict[str, Any]:
     schema = provider_schema(cloud)
     if schema is None:
-        pytest.skip(
-            f"SCHEMA CHECK SKIPPED: {PROVIDERS[cloud][0]} schema missing from "
-            "../shared/reference/terraform-schemas/"
+        pytest.fail(
+            f"{PROVIDERS[cloud][0]} provider schema missing from tests/terraform/schemas/ "
+            "(it is part of the repository: restore it with git)"
         )
     assert schema is not None
     return schema
@@ -75,12 +75,12 @@ def _version_admits(constraint: str, version: str) -> bool:
 
 @pytest.mark.parametrize("cloud", CLOUDS)
 def test_every_resource_argument_and_block_is_in_the_provider_schema(cloud: str) -> None:
-    _schema_or_skip(cloud)
+    _provider_schema(cloud)
     assert schema_errors(cloud) == []
 
 
 def test_schema_checker_catches_mistakes() -> None:
-    schema = _schema_or_skip("gcp")["resource_schemas"]["google_compute_instance"]["block"]
+    schema = _provider_schema("gcp")["resource_schemas"]["google_compute_instance"]["block"]
     body = {
         "name": "x",
         "machine_type": "e2-medium",
@@ -277,7 +277,7 @@ def test_gcp_dns_record_only_with_a_managed_zone() -> None:
 
 def test_aws_tags_every_taggable_resource() -> None:
     """Name and duo_role on every resource that takes tags (duo_prefix comes from default_tags)."""
-    schema = _schema_or_skip("aws")["resource_schemas"]
+    schema = _provider_schema("aws")["resource_schemas"]
     for address, body in named(load_config("aws"), "resource").items():
         rtype = address.split(".")[0]
         if "tags" not in schema[rtype]["block"]["attributes"]:
