@@ -9,17 +9,16 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from duoctl import __version__
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
+from duoctl.errors import EXIT_INTERRUPTED, DuoctlError
 
 
 def _add_configure(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "configure",
+        allow_abbrev=False,
         help="Configure GitLab Duo Self-Hosted through the GitLab API from a YAML file",
     )
     p.add_argument("--config", required=True, help="duo.yml describing the desired state")
@@ -70,12 +69,38 @@ def _add_deploy_inputs(p: argparse.ArgumentParser) -> None:
         help="GitLab license (.gitlab-license) that includes GitLab Duo Enterprise",
     )
     p.add_argument("--prefix", help="name prefix of every cloud resource (default: duo)")
-    p.add_argument("--deploy-dir", default=".deploy", help="state, logs, secrets (.deploy)")
+    p.add_argument("--gateway-port", type=int, help="AI gateway HTTP port (default 5052)")
+    p.add_argument("--gateway-grpc-port", type=int, help="agent platform gRPC port (50052)")
+    p.add_argument("--ollama-port", type=int, help="model server port (default 11434)")
+    p.add_argument(
+        "--state-backend",
+        choices=["local", "s3", "gcs"],
+        help="where Terraform keeps the state: local (the deployment folder, default), "
+        "s3 (with a lock file) or gcs, for teams",
+    )
+    p.add_argument("--state-bucket", help="the S3 or GCS bucket of the Terraform state")
+    p.add_argument("--state-key", help="object key of the state (default duo/<name>/...)")
+    p.add_argument("--state-region", help="region of the S3 state bucket (default: --region)")
+    _add_name(p)
+
+
+def _add_name(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--name",
+        help="deployment name (default: the cloud); its folder is <deploy-dir>/<name>/",
+    )
+    p.add_argument(
+        "--deploy-dir",
+        default=".deploy",
+        help="folder of the deployments: settings, state, logs, secrets (default .deploy)",
+    )
 
 
 def _add_preflight(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
-        "preflight", help="Check credentials, quotas, zones, SSH key and network inputs"
+        "preflight",
+        allow_abbrev=False,
+        help="Check credentials, quotas, zones, SSH key and network inputs",
     )
     p.add_argument("cloud", choices=["aws", "gcp"])
     _add_deploy_inputs(p)
@@ -92,6 +117,7 @@ def _run_preflight(args: argparse.Namespace) -> int:
 def _add_deploy(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "deploy",
+        allow_abbrev=False,
         help="Deploy end to end (preflight, terraform, inventory, ansible, verify), resumable",
     )
     p.add_argument("cloud", choices=["aws", "gcp", "hosts"])
@@ -118,7 +144,9 @@ def _run_deploy(args: argparse.Namespace) -> int:
 
 
 def _add_destroy(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("destroy", help="Destroy a cloud deployment (terraform destroy)")
+    p = sub.add_parser(
+        "destroy", allow_abbrev=False, help="Destroy a cloud deployment (terraform destroy)"
+    )
     p.add_argument("cloud", choices=["aws", "gcp"])
     _add_deploy_inputs(p)
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
@@ -134,27 +162,37 @@ def _run_destroy(args: argparse.Namespace) -> int:
 def _add_inventory(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "inventory",
+        allow_abbrev=False,
         help="Write the Ansible inventory from the Terraform outputs of terraform/<cloud>",
     )
     p.add_argument("cloud", choices=["aws", "gcp"])
     p.add_argument(
         "--from-json",
         metavar="FILE",
-        help="saved `terraform output -json` instead of reading terraform/<cloud>",
+        help="saved `terraform output -json` instead of the deployment's Terraform state",
     )
-    p.add_argument("--output", metavar="PATH", help="default: inventory/<cloud>.yml in the repo")
+    p.add_argument("--ssh-key", help="private key to name in the deployment's ssh_config")
+    _add_name(p)
     p.set_defaults(func=_run_inventory)
 
 
 def _run_inventory(args: argparse.Namespace) -> int:
     from duoctl import inventory
+    from duoctl.deploy.commands import folder_of
 
-    return inventory.main(args)
+    options = inventory.InventoryOptions(
+        cloud=args.cloud,
+        folder=folder_of(args),
+        from_json=Path(args.from_json) if args.from_json else None,
+        ssh_key=args.ssh_key,
+    )
+    return inventory.run(options)
 
 
 def _add_verify(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "verify",
+        allow_abbrev=False,
         help="Prove a deployment answers: host checks, GitLab's rake check, one real completion",
     )
     p.add_argument(
@@ -170,6 +208,10 @@ def _add_verify(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--gitlab-url", help="overrides gitlab_url of the inventory")
     p.add_argument("--ssh-key", help="private key for SSH (default: ssh-agent and ~/.ssh)")
     p.add_argument("--user", default="root", help="user whose Duo access rake checks (root)")
+    p.add_argument(
+        "--known-hosts",
+        help="the deployment's known_hosts (default: known_hosts beside the inventory)",
+    )
     p.add_argument(
         "--timeout", type=float, default=180, help="seconds to wait for the completion (180)"
     )
@@ -192,7 +234,8 @@ def _run_verify(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="duoctl", description=__doc__)
+    # No abbreviated options: `--token` must never be taken for `--token-file`.
+    parser = argparse.ArgumentParser(prog="duoctl", description=__doc__, allow_abbrev=False)
     parser.add_argument("--version", action="version", version=f"duoctl {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_configure(sub)
@@ -205,9 +248,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Parse, run, and turn every failure the user can act on into its message and exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    code: int = args.func(args)
+    try:
+        code: int = args.func(args)
+    except DuoctlError as exc:
+        print(exc.render(), file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return code
 
 

@@ -9,15 +9,20 @@ derived from its public IP (gitlab.<ip>.sslip.io). The first deploy writes the r
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from duoctl.config import ActivationCodeError, read_activation_code_file
+from duoctl.deployment import DEFAULT_PORTS, Ports, check_hostname
+from duoctl.errors import DuoctlError
+from duoctl.terraform_workdir import StateBackend
 
 Cloud = Literal["aws", "gcp"]
 CLOUDS: tuple[Cloud, ...] = ("aws", "gcp")
@@ -32,8 +37,69 @@ DEFAULT_TYPES: dict[str, dict[str, str]] = {
 GCP_GPU_TYPE = "nvidia-tesla-t4"
 
 
-class SettingsError(ValueError):
+class SettingsError(DuoctlError):
     """Bad or missing deploy input; the message names the setting and gives an example."""
+
+    def __init__(self, message: str, fix: str = "") -> None:
+        super().__init__(message, fix)
+
+
+# The command-line option of each setting, for messages.
+OPTIONS = {
+    "ssh_public_key_file": "--ssh-key",
+    "admin_cidr": "--admin-cidr",
+    "managed_zone": "--managed-zone",
+    "license_file": "--license-file",
+    "activation_code_file": "--activation-code-file",
+    "gateway_port": "--gateway-port",
+    "gateway_grpc_port": "--gateway-grpc-port",
+    "ollama_port": "--ollama-port",
+    "state_backend": "--state-backend",
+    "state_bucket": "--state-bucket",
+    "state_key": "--state-key",
+    "state_region": "--state-region",
+}
+PATTERNS: dict[str, dict[str, tuple[str, str]]] = {
+    # setting -> cloud -> (pattern, example); the Terraform variables validate the same way
+    "region": {
+        "aws": (r"^[a-z]{2}(-[a-z]+)+-[0-9]$", "us-east-1"),
+        "gcp": (r"^[a-z]+-[a-z]+[0-9]+$", "europe-west4"),
+    },
+    "zone": {
+        "aws": (r"^[a-z]{2}(-[a-z]+)+-[0-9][a-z]$", "us-east-1a"),
+        "gcp": (r"^[a-z]+-[a-z]+[0-9]+-[a-z]$", "europe-west4-a"),
+    },
+    "managed_zone": {
+        "aws": (r"^[A-Z0-9]{5,32}$", "Z0123456789ABCDEFGHIJ (the hosted zone ID)"),
+        "gcp": (r"^[a-z][a-z0-9-]{0,62}$", "my-zone (the managed zone's name)"),
+    },
+}
+PREFIX = re.compile(r"^[a-z][a-z0-9-]{0,15}$")
+PROJECT = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+MACHINE_TYPE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,40}$")
+PUBLIC_KEY = re.compile(
+    r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh.com|"
+    r"sk-ecdsa-sha2-nistp256@openssh.com) [A-Za-z0-9+/=]+( .*)?$"
+)
+
+
+def check_ipv4_cidr(value: str) -> str:
+    """The admin CIDR rule, shared by the settings, preflight and Terraform's validation:
+    an IPv4 block with its prefix length, no host bits, and never the whole internet."""
+    example = "198.51.100.7/32 (your workstation's public address)"
+    try:
+        network = ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a CIDR block; use for example {example}") from None
+    if network.version != 4:
+        raise ValueError(f"{value} is IPv6; the firewall rules take IPv4, e.g. {example}")
+    if "/" not in value:
+        raise ValueError(f"{value} has no prefix length; use {network} (one address)")
+    if str(network) != value:
+        raise ValueError(f"{value} has host bits set; use {network}")
+    if network.prefixlen == 0:
+        raise ValueError(f"{value} would open SSH to the whole internet; use e.g. {example}")
+    return value
 
 
 class DeploySettings(BaseModel):
@@ -61,6 +127,15 @@ class DeploySettings(BaseModel):
     gitlab_machine_type: str | None = None
     gateway_machine_type: str | None = None
     ollama_machine_type: str | None = None
+    # The service ports: the firewall, the roles and the URLs registered in GitLab follow them.
+    gateway_port: int = Field(default=DEFAULT_PORTS["gateway_port"], ge=1024, le=65535)
+    gateway_grpc_port: int = Field(default=DEFAULT_PORTS["gateway_grpc_port"], ge=1024, le=65535)
+    ollama_port: int = Field(default=DEFAULT_PORTS["ollama_port"], ge=1024, le=65535)
+    # Where Terraform keeps the state: local (the deployment folder), s3 or gcs (for teams).
+    state_backend: Literal["local", "s3", "gcs"] = "local"
+    state_bucket: str | None = None
+    state_key: str | None = None
+    state_region: str | None = None
 
     @field_validator("activation_code_file")
     @classmethod
@@ -68,6 +143,93 @@ class DeploySettings(BaseModel):
         if v is not None and not v.strip():
             raise ValueError("must be the path of a file holding the activation code")
         return v
+
+    @field_validator("admin_cidr")
+    @classmethod
+    def _cidr(cls, v: str) -> str:
+        return check_ipv4_cidr(v)
+
+    @field_validator("domain")
+    @classmethod
+    def _domain(cls, v: str | None) -> str | None:
+        return None if v is None else check_hostname(v)
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, v: str) -> str:
+        if not PREFIX.match(v):
+            raise ValueError(
+                f"{v!r}: start with a lower-case letter; at most 16 letters, digits or hyphens"
+            )
+        return v
+
+    @field_validator("project")
+    @classmethod
+    def _project(cls, v: str | None) -> str | None:
+        if v is not None and not PROJECT.match(v):
+            raise ValueError(f"{v!r} is not a Google Cloud project ID such as my-project-123")
+        return v
+
+    @field_validator("gitlab_machine_type", "gateway_machine_type", "ollama_machine_type")
+    @classmethod
+    def _machine_type(cls, v: str | None) -> str | None:
+        if v is not None and not MACHINE_TYPE.match(v):
+            raise ValueError(f"{v!r} is not an instance or machine type such as g5.xlarge")
+        return v
+
+    @model_validator(mode="after")
+    def _per_cloud(self) -> DeploySettings:
+        for name, rules in PATTERNS.items():
+            value = getattr(self, name)
+            pattern, example = rules[self.cloud]
+            if value is not None and not re.match(pattern, value):
+                raise ValueError(f"{name} {value!r} is not valid on {self.cloud}: e.g. {example}")
+        if self.gateway_port == self.gateway_grpc_port:
+            raise ValueError("gateway_port and gateway_grpc_port must differ")
+        self.state()  # the backend settings are consistent
+        return self
+
+    def state(self) -> StateBackend:
+        """Where Terraform keeps this deployment's state."""
+        return StateBackend(
+            kind=self.state_backend,
+            bucket=self.state_bucket,
+            key=self.state_key,
+            region=self.state_region,
+        )
+
+    def ports(self) -> Ports:
+        return Ports(
+            gateway_port=self.gateway_port,
+            gateway_grpc_port=self.gateway_grpc_port,
+            ollama_port=self.ollama_port,
+        )
+
+    def check_files(self) -> None:
+        """The files a deploy reads exist and hold what they should (not needed to destroy)."""
+        key = Path(self.ssh_public_key_file).expanduser()
+        try:
+            text = key.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not a text file"
+            raise SettingsError(
+                f"--ssh-key: cannot read {key}: {reason}",
+                "pass the public key file (.pub), e.g. --ssh-key ~/.ssh/id_ed25519.pub",
+            ) from None
+        if "PRIVATE KEY" in text or not PUBLIC_KEY.match(text.splitlines()[0] if text else ""):
+            raise SettingsError(
+                f"--ssh-key: {key} is not an OpenSSH public key line",
+                "pass the .pub file (ssh-ed25519 AAAA... comment), never the private key",
+            )
+        if self.license_file:
+            path = Path(self.license_file).expanduser()
+            if not path.is_file():
+                raise SettingsError(
+                    f"--license-file: {path} does not exist",
+                    "pass the .gitlab-license file of a subscription with GitLab Duo Enterprise",
+                )
+        if self.activation_code_file:
+            check_activation_code_file(self.activation_code_file)
 
     def activation_code_path(self) -> str | None:
         """The activation code file as an absolute path, checked; None when not set.
@@ -107,7 +269,8 @@ def check_activation_code_file(path: str) -> None:
         read_activation_code_file(path)
     except ActivationCodeError as exc:
         raise SettingsError(
-            f"--activation-code-file: {exc} (a saved value lives in .deploy/<cloud>/settings.yml)"
+            f"--activation-code-file: {exc}",
+            "pass a file holding the code (a saved value lives in the deployment's settings.yml)",
         ) from None
 
 
@@ -117,6 +280,13 @@ def activation_code_path(path: str | None) -> str | None:
         return None
     check_activation_code_file(path)
     return str(Path(path).expanduser().resolve())
+
+
+def private_key_of(public_key_file: str) -> str | None:
+    """The private key beside a .pub file, when it is there."""
+    key = Path(public_key_file).expanduser()
+    private = key.with_suffix("") if key.suffix == ".pub" else None
+    return str(private.absolute()) if private and private.is_file() else None
 
 
 def wildcard_domain(public_ip: str) -> str:
@@ -194,10 +364,12 @@ def resolve(
     """
     merged: dict[str, Any] = dict(_from_environment(cloud, os.environ if env is None else env))
     merged.update(saved)
+    empty = [OPTIONS.get(k, f"--{k.replace('_', '-')}") for k, v in overrides.items() if v == ""]
+    if empty:
+        raise SettingsError(
+            f"{', '.join(empty)} given empty", "give a value, or leave the option out"
+        )
     merged.update({k: v for k, v in overrides.items() if v is not None})
-    if overrides.get("activation_code_file"):
-        # A new code file from the command line is checked before it is saved.
-        check_activation_code_file(overrides["activation_code_file"])
     if cloud == "aws" and not merged.get("region") and env is None:
         merged["region"] = _aws_configured_region()
     if merged.setdefault("cloud", cloud) != cloud:
@@ -226,10 +398,20 @@ def resolve(
         return DeploySettings(**merged)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
+            f"{_option(err['loc'])}: {err['msg'].removeprefix('Value error, ')}"
             for err in exc.errors()
         )
-        raise SettingsError(f"invalid deploy settings: {problems}") from exc
+        raise SettingsError(
+            f"invalid deploy settings: {problems}",
+            "correct these options (a saved value lives in the deployment's settings.yml)",
+        ) from None
+
+
+def _option(location: tuple[int | str, ...]) -> str:
+    name = ".".join(str(p) for p in location)
+    if not name:
+        return "settings"
+    return OPTIONS.get(name, f"--{name.replace('_', '-')}")
 
 
 def detect_public_ip(timeout: float = 5.0) -> str:

@@ -59,3 +59,8 @@ output "ollama_port" {
   description = "HTTP port of the Ollama API."
   value       = var.ollama_port
 }
+
+output "instances" {
+  description = "Instance ID per role (gitlab, ai_gateway, ollama): duoctl reads each VM's SSH host keys from its console output (ec2:GetConsoleOutput)."
+  value       = { for role, vm in aws_instance.vm : role => vm.id }
+}

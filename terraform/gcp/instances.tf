@@ -66,6 +66,8 @@ resource "google_compute_instance" "vm" {
     ssh-keys               = "${var.ssh_user}:${trimspace(var.ssh_public_key)}"
     block-project-ssh-keys = "true"
     serial-port-enable     = "false"
+    # The guest environment publishes the SSH host keys (hostkeys/): duoctl pins them.
+    enable-guest-attributes = "TRUE"
   }
 
   labels = { name = each.value.name, duo_role = each.key }

@@ -59,3 +59,13 @@ output "ollama_port" {
   description = "HTTP port of the Ollama API."
   value       = var.ollama_port
 }
+
+output "instances" {
+  description = "Instance name per role (gitlab, ai_gateway, ollama): duoctl reads each VM's SSH host keys from its guest attributes (hostkeys/)."
+  value       = { for role, vm in google_compute_instance.vm : role => vm.name }
+}
+
+output "zone" {
+  description = "Zone of the three VMs."
+  value       = var.zone
+}

@@ -89,6 +89,25 @@ def var(host: Any, name: str, role: str | None = None, default: Any = None) -> A
     return default if value is None else value
 
 
+# The service ports live in the inventory's URLs (the ports chosen in Terraform); a role
+# variable or default applies only where the inventory has no URL.
+SERVICE_PORTS = {
+    "ai_gateway_http_port": ("gateway_url", "ai_gateway", 5052),
+    "ai_gateway_grpc_port": ("gateway_agent_platform_address", "ai_gateway", 50052),
+    "ollama_port": ("ollama_endpoint", "ollama", 11434),
+}
+
+
+def service_port(host: Any, name: str) -> int:
+    url_var, role, default = SERVICE_PORTS[name]
+    url = host_vars(host).get(url_var)
+    if isinstance(url, str) and not _templated(url):
+        port = url.rstrip("/").removesuffix("/v1").rpartition(":")[2]
+        if port.isdigit():
+            return int(port)
+    return int(var(host, name, role, default))
+
+
 def route_source(host: Any) -> str:
     route = host.check_output(f"ip -4 route get {ROUTE_PROBE}")
     return str(route.split(" src ")[1].split()[0])

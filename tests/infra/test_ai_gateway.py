@@ -20,6 +20,7 @@ from tests.infra.conftest import (
     listeners,
     private_address,
     public_addresses,
+    service_port,
     url_host,
     var,
 )
@@ -38,11 +39,11 @@ def container_name(host: Any) -> str:
 
 
 def http_port(host: Any) -> int:
-    return int(var(host, "ai_gateway_http_port", "ai_gateway", 5052))
+    return service_port(host, "ai_gateway_http_port")
 
 
 def grpc_port(host: Any) -> int:
-    return int(var(host, "ai_gateway_grpc_port", "ai_gateway", 50052))
+    return service_port(host, "ai_gateway_grpc_port")
 
 
 @pytest.fixture
@@ -120,7 +121,7 @@ def test_gateway_reaches_ollama(host: Any) -> None:
         models = group_hosts(host, "ollama")
         if not models:
             pytest.skip("no ollama_endpoint in the inventory and no ollama host to derive it")
-        port = var(models[0], "ollama_port", "ollama", 11434)
+        port = service_port(models[0], "ollama_port")
         endpoint = f"http://{url_host(private_address(models[0]))}:{port}/v1"
     url = f"{str(endpoint).rstrip('/')}/models"
     result = http(host, url)

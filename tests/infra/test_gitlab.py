@@ -13,6 +13,7 @@ from tests.infra.conftest import (
     hop,
     http,
     private_address,
+    service_port,
     skip_unless_present,
     var,
 )
@@ -136,7 +137,7 @@ def test_gitlab_reaches_gateway(host: Any) -> None:
         gateways = group_hosts(host, "ai_gateway")
         if not gateways:
             pytest.skip("no gateway_url in the inventory and no ai_gateway host to derive it")
-        port = var(gateways[0], "ai_gateway_http_port", "ai_gateway", 5052)
+        port = service_port(gateways[0], "ai_gateway_http_port")
         url = f"http://{private_address(gateways[0])}:{port}"
     result = http(host, f"{str(url).rstrip('/')}/monitoring/healthz")
     assert result.get("status") == 200, (

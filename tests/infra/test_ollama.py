@@ -14,14 +14,14 @@ from tests.infra.checks import (
     json_body,
     missing_models,
 )
-from tests.infra.conftest import http, listeners, public_addresses, url_host, var
+from tests.infra.conftest import http, listeners, public_addresses, service_port, url_host, var
 
 testinfra_hosts = ["ollama"]
 HOP = "gateway → model"
 
 
 def port(host: Any) -> int:
-    return int(var(host, "ollama_port", "ollama", 11434))
+    return service_port(host, "ollama_port")
 
 
 def wanted_models(host: Any) -> list[str]:

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 from duoctl import deploy, settings
-from duoctl.pipeline import Context, DeployPaths, Progress, StepFailed
+from duoctl.folder import DeploymentFolder
+from duoctl.pipeline import Context, Progress, StepFailed
 
 ED25519_KEY = (
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl duo@test"
@@ -53,16 +54,8 @@ def make_settings(tmp_path: Path, **extra: Any) -> settings.DeploySettings:
 
 def make_ctx(tmp_path: Path, s: settings.DeploySettings | None) -> tuple[Context, io.StringIO]:
     out = io.StringIO()
-    paths = DeployPaths(tmp_path, tmp_path / ".deploy" / "aws", tmp_path / "inventory.yml")
+    paths = DeploymentFolder(tmp_path / ".deploy" / "aws", tmp_path)
     return Context("aws", paths, Progress(paths.log_file, out), s), out
-
-
-def test_ssh_targets_follow_the_contract_inventory():
-    targets = {t.name: t for t in deploy.ssh_targets(CONTRACT_INVENTORY)}
-    assert targets["gitlab-vm"].host == "203.0.113.10" and targets["gitlab-vm"].jump is None
-    assert targets["gateway-vm"].jump == ("ubuntu", "203.0.113.10", 22)
-    assert targets["ollama-vm"].jump == ("admin", "203.0.113.10", 2222)
-    assert targets["ollama-vm"].user == "ubuntu" and targets["ollama-vm"].port == 22
 
 
 def test_wait_dns_prints_the_record_and_waits(tmp_path: Path):
@@ -111,6 +104,9 @@ def test_terraform_variables_per_cloud(tmp_path: Path):
         "ssh_public_key": ED25519_KEY,
         "gitlab_domain": "gitlab.example.com",
         "prefix": "duo",
+        "gateway_port": 5052,
+        "gateway_grpc_port": 50052,
+        "ollama_port": 11434,
     }
     gcp_settings = make_settings(
         tmp_path,
@@ -132,7 +128,7 @@ def test_gcp_terraform_needs_a_zone(tmp_path: Path):
     s = make_settings(tmp_path, cloud="gcp", region="europe-west4", project="p-123456")
     ctx, _ = make_ctx(tmp_path, s)
     with pytest.raises(StepFailed, match="pass --zone"):
-        deploy.TerraformStep(workdir=tmp_path).run(ctx)
+        deploy.TerraformStep(source=tmp_path).run(ctx)
 
 
 def test_verify_step_without_verify_module(tmp_path: Path):
@@ -218,6 +214,8 @@ def test_verify_step_passes_the_deploy_files(tmp_path: Path):
         str(ctx.paths.inventory),
         "--ssh-key",
         "/keys/id_ed25519",
+        "--known-hosts",
+        str(ctx.paths.known_hosts),
     ]
     ctx.paths.secrets_dir.mkdir(parents=True)
     ctx.paths.admin_token_file.write_text("token")
@@ -242,8 +240,11 @@ def test_no_capacity_suggests_another_zone(tmp_path: Path, monkeypatch: pytest.M
     s = make_settings(tmp_path, cloud="gcp", region="europe-west4", project="p-123456")
     ctx, _ = make_ctx(tmp_path, s)
     ctx.data["zone"] = "europe-west4-a"
+    source = tmp_path / "module"
+    source.mkdir()
+    (source / "versions.tf").write_text("terraform {}\n")
     with pytest.raises(StepFailed, match="No capacity in europe-west4-a now: re-run with --zone"):
-        deploy.TerraformStep(workdir=tmp_path).run(ctx)
+        deploy.TerraformStep(source=source).run(ctx)
 
 
 def test_site_step_passes_the_tls_mode_and_license(tmp_path: Path) -> None:
@@ -303,6 +304,7 @@ def test_own_hosts_take_the_activation_code_file_too(tmp_path: Path) -> None:
 def test_activation_code_file_from_the_command_line_is_checked_before_saving(
     tmp_path: Path,
 ) -> None:
+    (tmp_path / "id.pub").write_text(ED25519_KEY)
     saved = {"ssh_public_key_file": str(tmp_path / "id.pub"), "admin_cidr": "198.51.100.7/32"}
     env = {"AWS_REGION": "us-east-1"}
     empty = tmp_path / "empty"
@@ -312,10 +314,11 @@ def test_activation_code_file_from_the_command_line_is_checked_before_saving(
         (str(empty), "is empty"),
         (ACTIVATION_CODE, "the code itself instead of a file path"),
     ):
+        chosen = settings.resolve("aws", {"activation_code_file": given}, saved, lambda: "x", env)
         with pytest.raises(settings.SettingsError, match="--activation-code-file: ") as info:
-            settings.resolve("aws", {"activation_code_file": given}, saved, lambda: "x", env)
+            chosen.check_files()
         assert message in str(info.value) and ACTIVATION_CODE not in str(info.value)
-    with pytest.raises(settings.SettingsError, match="activation_code_file: Value error, must be"):
+    with pytest.raises(settings.SettingsError, match="--activation-code-file: must be"):
         settings.resolve("aws", {}, {**saved, "activation_code_file": " "}, lambda: "x", env)
 
 
@@ -327,7 +330,7 @@ def test_vanished_saved_code_file_stops_deploy_but_not_destroy(tmp_path: Path) -
     }
     # destroy and preflight only resolve the settings: a deleted code file does not stop them.
     s = settings.resolve("aws", {}, saved, lambda: "x", {"AWS_REGION": "us-east-1"})
-    with pytest.raises(settings.SettingsError, match=r"\.deploy/<cloud>/settings\.yml"):
+    with pytest.raises(settings.SettingsError, match=r"the deployment's settings\.yml"):
         deploy.cloud_steps(s)
 
 
@@ -371,4 +374,4 @@ def test_verify_step_shows_verify_input_errors(tmp_path: Path) -> None:
     ctx, out = make_ctx(tmp_path, None)  # the inventory file does not exist
     with pytest.raises(StepFailed, match="exit code 2"):
         deploy.VerifyStep().run(ctx)
-    assert f"error: the inventory {tmp_path / 'inventory.yml'} does not exist" in out.getvalue()
+    assert f"error: the inventory {ctx.paths.inventory} does not exist" in out.getvalue()

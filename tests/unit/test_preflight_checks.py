@@ -83,7 +83,12 @@ def test_admin_cidr(cidr: str, ok: bool, words: str):
 
 
 def settings(**extra: object) -> DeploySettings:
-    base = {"cloud": "aws", "region": "us-east-1", "ssh_public_key_file": "k", "admin_cidr": "x"}
+    base = {
+        "cloud": "aws",
+        "region": "us-east-1",
+        "ssh_public_key_file": "k",
+        "admin_cidr": "192.0.2.1/32",
+    }
     return DeploySettings(**{**base, **extra})  # type: ignore[arg-type]
 
 

@@ -438,10 +438,10 @@ def test_bad_inventory_is_bad_input(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 
 def test_token_and_ca_found_in_the_deploy_secrets(tmp_path: Path) -> None:
-    inventory = tmp_path / "inventory" / "aws.yml"
+    """The deployment folder holds the inventory and its secrets/ side by side."""
+    inventory = tmp_path / ".deploy" / "aws" / "inventory.yml"
     secrets = tmp_path / ".deploy" / "aws" / "secrets"
     secrets.mkdir(parents=True)
-    inventory.parent.mkdir()
     (secrets / "gitlab_admin_token").write_text("glpat-x\n")
     dirs = verify.secrets_dirs(inventory, "aws")
     assert secrets in dirs

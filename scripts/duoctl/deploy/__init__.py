@@ -20,7 +20,7 @@ from duoctl.deploy.commands import deploy_main, destroy_main, load_settings, pre
 from duoctl.deploy.playbooks import PlaybookStep, ansible_failures, tool_path
 from duoctl.deploy.steps import CLOUD_STEPS, HOSTS_STEPS, cloud_steps, hosts_steps
 from duoctl.deploy.verify_step import VerifyStep
-from duoctl.deploy.wait import SshTarget, WaitDnsStep, WaitSshStep, probe_ssh, ssh_targets
+from duoctl.deploy.wait import WaitDnsStep, WaitSshStep, probe_ssh
 
 __all__ = [
     "CLOUD_STEPS",
@@ -28,7 +28,6 @@ __all__ = [
     "InventoryStep",
     "PlaybookStep",
     "PreflightStep",
-    "SshTarget",
     "TerraformStep",
     "VerifyStep",
     "WaitDnsStep",
@@ -42,7 +41,6 @@ __all__ = [
     "output_value",
     "preflight_main",
     "probe_ssh",
-    "ssh_targets",
     "terraform_variables",
     "tool_path",
 ]

@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from duoctl.deploy.inventory_file import read_inventory, remember_inventory
+from duoctl import inventory, terraform_workdir
+from duoctl.deploy.state import deployment_of, remember
+from duoctl.deployment import Deployment
+from duoctl.errors import DuoctlError
 from duoctl.pipeline import Context, StepFailed
-from duoctl.settings import (
-    DeploySettings,
-    wildcard_domain,
-)
+from duoctl.settings import DeploySettings, private_key_of, wildcard_domain
 
 # Terraform needs a host name before the public IP exists; the wildcard-DNS name replaces it in
 # a second, output-only apply as soon as the IP is known.
@@ -29,13 +29,19 @@ def output_value(outputs: dict[str, Any], key: str) -> Any:
     return value["value"] if isinstance(value, dict) and "value" in value else value
 
 
+# Destroying needs no SSH key: a placeholder that passes the variable's validation.
+DESTROY_SSH_KEY = (
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDestroyOnlyPlaceholderKeyNotUsed0000000 destroy"
+)
+
+
 def terraform_variables(
-    settings: DeploySettings, domain: str, zone: str | None = None
+    settings: DeploySettings, domain: str, zone: str | None = None, for_destroy: bool = False
 ) -> dict[str, Any]:
     """Settings -> the Terraform variables of terraform/<cloud>.
 
     `zone` is the one preflight chose when the settings name none: Google Cloud needs one,
-    AWS picks the same first fitting zone itself.
+    AWS picks the same first fitting zone itself. `for_destroy`: the SSH key file is not read.
     """
     types = {
         "gitlab_instance_type": settings.gitlab_machine_type,
@@ -45,9 +51,10 @@ def terraform_variables(
     variables: dict[str, Any] = {
         "region": settings.region,
         "admin_cidrs": [settings.admin_cidr],
-        "ssh_public_key": settings.ssh_public_key(),
+        "ssh_public_key": DESTROY_SSH_KEY if for_destroy else settings.ssh_public_key(),
         "gitlab_domain": domain,
         "prefix": settings.prefix,
+        **settings.ports().model_dump(),
     }
     if settings.cloud == "aws":
         variables["availability_zone"] = settings.zone
@@ -81,21 +88,25 @@ class PreflightStep:
 
 @dataclass
 class TerraformStep:
-    """terraform init + apply of terraform/<cloud>; keeps the outputs for the next steps."""
+    """terraform init + apply in the deployment's own working directory (a copy of the root
+    module terraform/<cloud>, with its backend); keeps the deployment the outputs describe."""
 
-    workdir: Path | None = None
+    source: Path | None = None  # the root module; None: terraform/<cloud> of the checkout
     name: str = "terraform"
 
     def run(self, ctx: Context) -> None:
         from duoctl import terraform
 
         settings: DeploySettings = ctx.settings
-        workdir = self.workdir or terraform.terraform_dir(ctx.target)
+        source = self.source or ctx.paths.repo / "terraform" / settings.cloud
+        workdir = ctx.paths.terraform_dir
+        backend = settings.state().hcl(ctx.paths.name, settings.region)
         domain = settings.domain or ctx.data.get("wildcard_domain") or PROVISIONAL_DOMAIN
         zone = settings.zone or ctx.data.get("zone")
         if settings.cloud == "gcp" and not zone:
             raise StepFailed("no zone known: pass --zone (e.g. us-central1-a) or run preflight")
         try:
+            terraform_workdir.prepare(source, workdir, backend)
             ctx.progress.output(f"terraform init in {workdir}")
             terraform.init(workdir, sink=ctx.progress.output)
             ctx.progress.output("terraform apply")
@@ -121,32 +132,29 @@ class TerraformStep:
                     f"\nNo capacity in {zone or 'this zone'} now: re-run with --zone ANOTHER_ZONE"
                 )
             raise StepFailed(f"{exc}{hint}") from exc
-        ctx.data["outputs"] = outputs
-        ctx.data["gitlab_url"] = output_value(outputs, "gitlab_url")
-        ctx.data["gitlab_domain"] = output_value(outputs, "gitlab_domain")
-        ctx.data["gitlab_public_ip"] = output_value(outputs, "gitlab_public_ip")
+        except DuoctlError as exc:
+            raise StepFailed(str(exc)) from None
+        try:
+            deployment = Deployment.from_outputs(outputs, settings.cloud)
+        except DuoctlError as exc:
+            raise StepFailed(str(exc)) from None
+        remember(ctx, deployment)
+        ctx.data["gitlab_url"] = deployment.gitlab_url
         ctx.data["dns_record_needed"] = output_value(outputs, "dns_record_needed")
 
 
 @dataclass
 class InventoryStep:
-    """Terraform outputs -> the Ansible inventory (duoctl.inventory)."""
+    """The deployment -> its Ansible inventory and SSH client configuration."""
 
-    workdir: Path | None = None
     name: str = "inventory"
 
     def run(self, ctx: Context) -> None:
-        from duoctl import inventory, terraform
-
-        outputs = ctx.data.get("outputs")
-        if outputs is None:
-            try:
-                outputs = terraform.outputs(self.workdir or terraform.terraform_dir(ctx.target))
-            except terraform.TerraformError as exc:
-                raise StepFailed(f"cannot read the terraform outputs: {exc}") from exc
+        deployment = deployment_of(ctx)
+        identity = private_key_of(ctx.settings.ssh_public_key_file) if ctx.settings else None
         try:
-            changed = inventory.write_inventory(dict(outputs), ctx.target, ctx.paths.inventory)
-        except inventory.InventoryError as exc:
-            raise StepFailed(str(exc)) from exc
-        ctx.progress.output(f"{ctx.paths.inventory} {'written' if changed else 'unchanged'}")
-        remember_inventory(ctx, read_inventory(ctx.paths.inventory))
+            changed = inventory.write_files(deployment, ctx.paths, identity)
+        except DuoctlError as exc:
+            raise StepFailed(str(exc)) from None
+        state = "written" if changed else "unchanged"
+        ctx.progress.output(f"{ctx.paths.inventory} and {ctx.paths.ssh_config} {state}")

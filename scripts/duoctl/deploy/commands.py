@@ -11,21 +11,25 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from duoctl import terraform_workdir
 from duoctl.deploy.cloud import PROVISIONAL_DOMAIN, terraform_variables
 from duoctl.deploy.steps import cloud_steps, hosts_steps
-from duoctl.pipeline import Context, DeployPaths, Pipeline, Progress, Step, file_digest
+from duoctl.deployment import Deployment
+from duoctl.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, DuoctlError
+from duoctl.folder import DeploymentFolder
+from duoctl.inventory import write_text
+from duoctl.pipeline import Context, Pipeline, Progress, RunResult, Step, file_digest
 from duoctl.settings import (
     Cloud,
     DeploySettings,
     SettingsError,
+    activation_code_path,
     detect_public_ip,
     load_saved,
     resolve,
     save,
-    settings_file,
 )
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 SETTINGS_KEYS = (
     "region",
     "zone",
@@ -38,6 +42,13 @@ SETTINGS_KEYS = (
     "license_file",
     "activation_code_file",
     "prefix",
+    "gateway_port",
+    "gateway_grpc_port",
+    "ollama_port",
+    "state_backend",
+    "state_bucket",
+    "state_key",
+    "state_region",
 )
 
 
@@ -50,33 +61,46 @@ def repo_root() -> Path:
     return Path.cwd()
 
 
+def folder_of(args: argparse.Namespace, own_inventory: Path | None = None) -> DeploymentFolder:
+    """The deployment's folder: <--deploy-dir>/<--name, default the cloud>."""
+    name = getattr(args, "name", None) or args.cloud
+    return DeploymentFolder.of(args.deploy_dir, name, repo_root(), own_inventory)
+
+
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     return {key: getattr(args, key, None) for key in SETTINGS_KEYS}
 
 
 def load_settings(
-    args: argparse.Namespace, detect: Callable[[], str] = detect_public_ip
-) -> tuple[DeploySettings, Path]:
+    args: argparse.Namespace,
+    folder: DeploymentFolder,
+    detect: Callable[[], str] = detect_public_ip,
+) -> DeploySettings:
+    """The deployment's settings: options over saved over environment, validated."""
     cloud: Cloud = args.cloud
-    path = settings_file(Path(args.deploy_dir), cloud)
-    saved = load_saved(path)
+    saved = load_saved(folder.settings_file)
     settings = resolve(cloud, _overrides(args), saved, detect)
     if not saved.get("admin_cidr") and not args.admin_cidr:
         print(
             f"admin CIDR (SSH allowed from): {settings.admin_cidr} (detected; --admin-cidr)",
             file=sys.stderr,
         )
-    return settings, path
+    return settings
+
+
+def _fail(exc: DuoctlError) -> int:
+    print(exc.render(), file=sys.stderr)
+    return exc.exit_code
 
 
 def preflight_main(args: argparse.Namespace, detect: Callable[[], str] = detect_public_ip) -> int:
     from duoctl import preflight
 
     try:
-        settings, _ = load_settings(args, detect)
-    except SettingsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        settings = load_settings(args, folder_of(args), detect)
+        settings.check_files()
+    except DuoctlError as exc:
+        return _fail(exc)
     results = preflight.run_checks(settings)
     print(preflight.render(results, as_json=args.json))
     return EXIT_OK if preflight.all_ok(results) else EXIT_FAILED
@@ -89,101 +113,143 @@ def deploy_main(
     progress_stream: Any = None,
 ) -> int:
     """Run (or resume) a deploy. `steps` replaces the default step list (used to aim it)."""
-    root = repo_root()
-    deploy_dir = Path(args.deploy_dir)
     settings: DeploySettings | None = None
     try:
         if args.cloud == "hosts":
             if not args.inventory:
                 raise SettingsError(
-                    "deploy hosts needs --inventory, for example --inventory inventory/hosts.yml "
-                    "(copy inventory/hosts.example.yml)"
+                    "deploy hosts needs --inventory",
+                    "copy inventory/hosts.example.yml, fill it in, pass --inventory FILE",
                 )
-            inventory = Path(args.inventory)
+            inventory = Path(args.inventory).absolute()
             if not inventory.is_file():
-                raise SettingsError(f"inventory {inventory} does not exist")
+                raise SettingsError(f"the inventory {inventory} does not exist", "pass its path")
+            folder = folder_of(args, inventory)
+            own_hosts = Deployment.from_inventory(inventory)  # checked before anything is written
             inputs: dict[str, Any] = {"inventory": str(inventory), "digest": file_digest(inventory)}
+            activation = activation_code_path(getattr(args, "activation_code_file", None))
         else:
-            settings, path = load_settings(args, detect)
-            save(settings, path)
-            inventory = Path(args.inventory or root / "inventory" / f"{args.cloud}.yml")
+            folder = folder_of(args)
+            settings = load_settings(args, folder, detect)
+            settings.check_files()
             inputs = settings.fingerprint()
-        chosen = (
-            steps
-            if steps is not None
-            else (
-                hosts_steps(getattr(args, "activation_code_file", None))
-                if settings is None
-                else cloud_steps(settings)
+        with folder.lock():
+            if settings is not None:
+                save(settings, folder.settings_file)
+            else:  # own hosts: their own inventory, with the deployment's host keys
+                write_text(folder.ssh_config, own_hosts.ssh_config_text(folder.known_hosts, None))
+            chosen = (
+                steps
+                if steps is not None
+                else (hosts_steps(activation) if settings is None else cloud_steps(settings))
             )
-        )
-        paths = DeployPaths(root=root, target_dir=deploy_dir / args.cloud, inventory=inventory)
-        ctx = Context(args.cloud, paths, Progress(paths.log_file, progress_stream), settings)
-        command = f"duoctl deploy {args.cloud}"
-        if args.cloud == "hosts":
-            command += f" --inventory {args.inventory}"
-        pipeline = Pipeline(chosen, ctx, command=command)
-        ok = pipeline.run(inputs, from_step=args.from_step)
-        if ok and settings is not None:
-            ctx.progress.note(
-                f"The GPU VM bills by the hour: `duoctl destroy {args.cloud}` removes everything."
-            )
-    except (SettingsError, ValueError) as exc:
+            ctx = Context(args.cloud, folder, Progress(folder.log_file, progress_stream), settings)
+            command = f"duoctl deploy {args.cloud}"
+            if folder.name != args.cloud:
+                command += f" --name {folder.name}"
+            if args.cloud == "hosts":
+                command += f" --inventory {args.inventory}"
+            pipeline = Pipeline(chosen, ctx, command=command)
+            result = pipeline.run(inputs, from_step=args.from_step)
+            if result is RunResult.DONE and settings is not None:
+                ctx.progress.note(
+                    f"The GPU VM bills by the hour: `{command.replace('deploy', 'destroy', 1)}` "
+                    "removes everything."
+                )
+    except DuoctlError as exc:
+        return _fail(exc)
+    except ValueError as exc:  # an unknown --from step
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    return EXIT_OK if ok else EXIT_FAILED
+    if result is RunResult.INTERRUPTED:
+        return EXIT_INTERRUPTED
+    return EXIT_OK if result is RunResult.DONE else EXIT_FAILED
 
 
 def destroy_main(
     args: argparse.Namespace,
     detect: Callable[[], str] = detect_public_ip,
     confirm: Callable[[str], str] = input,
-    workdir: Path | None = None,
+    source: Path | None = None,
     progress_stream: Any = None,
 ) -> int:
-    """terraform destroy of a cloud deployment, after confirmation unless --yes."""
+    """terraform destroy of a cloud deployment, after confirmation unless --yes. Needs only
+    what destroying needs: the saved settings and the deployment's Terraform state."""
     from duoctl import terraform
 
     try:
-        settings, _ = load_settings(args, detect)
-    except SettingsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    target_dir = Path(args.deploy_dir) / args.cloud
+        folder = folder_of(args)
+        if (
+            not folder.settings_file.is_file()
+            and not (folder.terraform_dir / "backend.tf").is_file()
+        ):
+            raise DuoctlError(
+                f"there is no deployment {folder.name} in {folder.root.parent}",
+                "name it with --name (the folders of .deploy/ are the deployments), or pass "
+                "--deploy-dir",
+            )
+        settings = load_settings(args, folder, lambda: "192.0.2.1")
+    except DuoctlError as exc:
+        return _fail(exc)
     prompt = (
-        f"This destroys the {args.cloud} deployment {settings.prefix!r} in {settings.region}: "
-        "the three VMs, their disks (GitLab's data, the models) and the network.\n"
-        f"Type {args.cloud!r} to confirm: "
+        f"This destroys the {args.cloud} deployment {folder.name} ({settings.prefix!r} in "
+        f"{settings.region}): the three VMs, their disks (GitLab's data, the models) and the "
+        f"network.\nType {folder.name!r} to confirm: "
     )
     if not args.yes:
         try:
             answer = confirm(prompt)
         except EOFError:
             answer = ""
-        if answer.strip() != args.cloud:
+        if answer.strip() != folder.name:
             print("Not confirmed: nothing destroyed (pass --yes to skip this question).")
             return EXIT_BAD_INPUT
-    state = target_dir / "state.json"
-    data = json.loads(state.read_text(encoding="utf-8")).get("data", {}) if state.exists() else {}
-    domain = settings.domain or data.get("wildcard_domain") or PROVISIONAL_DOMAIN
-    variables = terraform_variables(settings, domain, data.get("zone"))
-    progress = Progress(target_dir / "deploy.log", progress_stream)
-    progress.start(f"terraform destroy ({args.cloud}, {settings.region})")
     try:
-        terraform.destroy(
-            workdir or terraform.terraform_dir(args.cloud), variables, sink=progress.output
-        )
-    except terraform.TerraformError as exc:
-        progress.stop()
-        progress.note(f"error: terraform destroy failed: {exc}")
-        progress.note(f"Re-run `duoctl destroy {args.cloud}`: destroying again is safe.")
-        return EXIT_FAILED
-    progress.stop()
-    state.unlink(missing_ok=True)
-    # The token and password belonged to the GitLab that is gone; a new deploy makes new ones.
-    shutil.rmtree(target_dir / "secrets", ignore_errors=True)
-    progress.note(
-        f"Destroyed. Removed {state} and {target_dir / 'secrets'}; "
-        f"{target_dir / 'settings.yml'} is kept for a redeploy."
-    )
+        with folder.lock():
+            state = folder.state_file
+            data = _state_data(state)
+            domain = settings.domain or data.get("wildcard_domain") or PROVISIONAL_DOMAIN
+            variables = terraform_variables(settings, domain, data.get("zone"), for_destroy=True)
+            source_dir = source or folder.repo / "terraform" / settings.cloud
+            backend = settings.state().hcl(folder.name, settings.region)
+            terraform_workdir.prepare(source_dir, folder.terraform_dir, backend)
+            progress = Progress(folder.log_file, progress_stream)
+            progress.start(f"terraform destroy ({folder.name}, {settings.region})")
+            try:
+                terraform.init(folder.terraform_dir, sink=progress.output)
+                terraform.destroy(folder.terraform_dir, variables, sink=progress.output)
+            except terraform.TerraformError as exc:
+                progress.stop()
+                progress.note(f"error: terraform destroy failed: {exc}")
+                progress.note(
+                    f"Re-run `duoctl destroy {args.cloud} --name {folder.name}`: "
+                    "destroying again is safe."
+                )
+                return EXIT_FAILED
+            progress.stop()
+            state.unlink(missing_ok=True)
+            # The token, password and host keys belonged to VMs that are gone.
+            shutil.rmtree(folder.secrets_dir, ignore_errors=True)
+            folder.known_hosts.unlink(missing_ok=True)
+            progress.note(
+                f"Destroyed. Removed {state}, {folder.secrets_dir} and {folder.known_hosts}; "
+                f"{folder.settings_file} is kept for a redeploy."
+            )
+    except DuoctlError as exc:
+        return _fail(exc)
     return EXIT_OK
+
+
+def _state_data(path: Path) -> dict[str, Any]:
+    """The data of the state file; a damaged one is named (destroy needs only its zone)."""
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise DuoctlError(
+            f"the deploy state {path} is damaged ({exc})",
+            "delete it: destroy works from the settings and the Terraform state alone",
+        ) from None
+    data = saved.get("data", {}) if isinstance(saved, dict) else {}
+    return data if isinstance(data, dict) else {}

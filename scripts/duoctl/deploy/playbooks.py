@@ -72,7 +72,7 @@ class PlaybookStep:
     private_key: str | None = None  # the deploy's SSH key; None: ssh-agent and ~/.ssh defaults
 
     def run(self, ctx: Context) -> None:
-        root = ctx.paths.root
+        root = ctx.paths.repo
         ctx.paths.secrets_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         extra = {"duo_secrets_dir": str(ctx.paths.secrets_dir.resolve()), **self.extra_vars}
         cmd = [self.executable or tool_path("ansible-playbook"), str(root / self.playbook)]
@@ -81,5 +81,9 @@ class PlaybookStep:
             cmd += ["--private-key", self.private_key]
         config = root / "ansible" / "ansible.cfg"
         env = {"ANSIBLE_CONFIG": str(config)} if config.exists() else {}
+        if ctx.paths.ssh_config.is_file():
+            # The deployment's known_hosts and jump host, for any inventory (own hosts too);
+            # ssh hands -F on to the ProxyJump connection.
+            env["ANSIBLE_SSH_EXTRA_ARGS"] = f"-F {ctx.paths.ssh_config}"
         cwd = config.parent if config.exists() else root
         ctx.run_command(cmd, cwd=cwd, env=env, explain=ansible_failures)

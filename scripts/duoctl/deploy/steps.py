@@ -10,10 +10,7 @@ from duoctl.deploy.playbooks import PlaybookStep, tool_path
 from duoctl.deploy.verify_step import VerifyStep
 from duoctl.deploy.wait import WaitDnsStep, WaitSshStep
 from duoctl.pipeline import Step
-from duoctl.settings import (
-    DeploySettings,
-    activation_code_path,
-)
+from duoctl.settings import DeploySettings, activation_code_path, private_key_of
 
 CLOUD_STEPS = (
     "preflight",
@@ -26,13 +23,6 @@ CLOUD_STEPS = (
     "verify",
 )
 HOSTS_STEPS = ("wait_ssh", "site", "duo", "verify")
-
-
-def private_key_of(public_key_file: str) -> str | None:
-    """The private key beside a .pub file, when it is there."""
-    key = Path(public_key_file).expanduser()
-    private = key.with_suffix("") if key.suffix == ".pub" else None
-    return str(private) if private and private.is_file() else None
 
 
 def cloud_steps(settings: DeploySettings) -> list[Step]:

@@ -29,10 +29,9 @@ class VerifyStep:
 
     def argv(self, ctx: Context) -> list[str]:
         argv = ["verify", "--inventory", str(ctx.paths.inventory)]
-        secrets = ctx.paths.secrets_dir
         if ctx.paths.admin_token_file.is_file():
             argv += ["--token-file", str(ctx.paths.admin_token_file)]
-        ca_file = self.ca_file or secrets / "gitlab_ca.crt"
+        ca_file = self.ca_file or ctx.paths.ca_file
         if Path(ca_file).is_file():
             argv += ["--ca-file", str(ca_file)]
         if self.gitlab_url:
@@ -41,7 +40,7 @@ class VerifyStep:
             argv.append("--skip-rake")
         if self.private_key:
             argv += ["--ssh-key", self.private_key]
-        return argv
+        return [*argv, "--known-hosts", str(ctx.paths.known_hosts)]
 
     def run(self, ctx: Context) -> None:
         if importlib.util.find_spec(self.module) is None:

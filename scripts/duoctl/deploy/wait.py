@@ -2,80 +2,31 @@
 
 from __future__ import annotations
 
-import re
 import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
 
 from duoctl import ssh
-from duoctl.deploy.inventory_file import read_inventory, remember_inventory
+from duoctl.deploy.state import deployment_of
+from duoctl.deployment import Host
+from duoctl.errors import DuoctlError
+from duoctl.hostkeys import HostKey, KnownHosts, known_hosts_name
 from duoctl.pipeline import Context, StepFailed
 
-
-@dataclass(frozen=True)
-class SshTarget:
-    name: str
-    host: str
-    port: int
-    user: str
-    jump: tuple[str, str, int] | None  # (user, host, port) of the ProxyJump host
-    key_file: str | None = None  # ansible_ssh_private_key_file, when the inventory sets it
+HostKeySource = Callable[[Host], list[HostKey]]
+Probe = Callable[[Host, "Host | None", "str | None", float, Path], None]
 
 
-def _parse_jump(common_args: str, default_user: str) -> tuple[str, str, int] | None:
-    match = re.search(r"ProxyJump=([^\s'\"]+)", common_args)
-    if not match:
-        return None
-    spec = match.group(1).split(",")[0]
-    user, _, hostport = spec.rpartition("@")
-    host, _, port = hostport.partition(":")
-    return (user or default_user, host, int(port or 22))
-
-
-def ssh_targets(inventory: dict[str, Any]) -> list[SshTarget]:
-    """Every host of the inventory with how to reach it (direct or through its ProxyJump)."""
-    all_vars = inventory["all"].get("vars") or {}
-    targets = []
-    for group in (inventory["all"].get("children") or {}).values():
-        group = group or {}
-        for host_name, host_vars in (group.get("hosts") or {}).items():
-            merged = {**all_vars, **(group.get("vars") or {}), **(host_vars or {})}
-            user = str(merged.get("ansible_user", "ubuntu"))
-            targets.append(
-                SshTarget(
-                    name=str(host_name),
-                    host=str(merged.get("ansible_host", host_name)),
-                    port=int(merged.get("ansible_port", 22)),
-                    user=user,
-                    jump=_parse_jump(str(merged.get("ansible_ssh_common_args", "")), user),
-                    key_file=merged.get("ansible_ssh_private_key_file"),
-                )
-            )
-    return targets
-
-
-def probe_ssh(target: SshTarget, key_file: str | None, timeout: float) -> None:
+def probe_ssh(
+    host: Host, jump: Host | None, key_file: str | None, timeout: float, known_hosts: Path
+) -> None:
     """Log in (through the jump host when there is one) and wait for cloud-init to finish."""
-
-    def connect(host: str, port: int, user: str, sock: Any = None) -> Any:
-        return ssh.connect(host, port, user, key_file, timeout, sock)
-
-    clients = []
+    target = (host.address, host.ssh_port, host.ssh_user)
+    via = (jump.address, jump.ssh_port, jump.ssh_user) if jump else None
+    clients = ssh.connect_through(target, via, key_file, timeout, known_hosts)
     try:
-        sock = None
-        if target.jump:
-            jump_user, jump_host, jump_port = target.jump
-            clients.append(connect(jump_host, jump_port, jump_user))
-            sock = (
-                clients[0]
-                .get_transport()
-                .open_channel(
-                    "direct-tcpip", (target.host, target.port), ("127.0.0.1", 0), timeout=timeout
-                )
-            )
-        clients.append(connect(target.host, target.port, target.user, sock))
         # First boot: cloud-init may still hold the apt lock; wait for it where it exists.
         _, stdout, _ = clients[-1].exec_command(
             "if command -v cloud-init >/dev/null 2>&1; then "
@@ -90,32 +41,66 @@ def probe_ssh(target: SshTarget, key_file: str | None, timeout: float) -> None:
 
 @dataclass
 class WaitSshStep:
-    """Wait until every host of the inventory accepts SSH (private ones through the jump host)."""
+    """Wait until every host accepts SSH (private ones through the jump host), host keys
+    pinned in the deployment's known_hosts: from the cloud where it reports them (`host_keys`),
+    else on first login. While the cloud has not reported a VM's keys yet (first boot), the
+    step waits for them up to `cloud_keys_grace` seconds, then pins on first login."""
 
     key_file: str | None = None  # private key; None: ssh-agent and ~/.ssh defaults
+    host_keys: HostKeySource | None = None
     timeout: float = 600.0
     interval: float = 10.0
     connect_timeout: float = 10.0
-    probe: Callable[[SshTarget, str | None, float], None] = probe_ssh
+    cloud_keys_grace: float = 300.0
+    probe: Probe = probe_ssh
     name: str = "wait_ssh"
 
+    def _cloud_keys(self, host: Host, known: KnownHosts, ctx: Context) -> str | None:
+        """Pin what the cloud reports for `host`; the reason to wait, or None to go on."""
+        if self.host_keys is None or not host.instance:
+            return None
+        try:
+            keys = self.host_keys(host)
+        except Exception as exc:  # the API not answering yet is "not yet"
+            keys, reason = [], f"cannot read its host keys from the cloud ({exc})"
+        else:
+            reason = "the cloud reports no host key for it yet"
+        if keys:
+            entry = known_hosts_name(host.address, host.ssh_port)
+            if known.pin(entry, keys):
+                ctx.progress.output(f"pinned {len(keys)} host keys of {host.name} from the cloud")
+            return None
+        return reason
+
     def run(self, ctx: Context) -> None:
-        inventory = read_inventory(ctx.paths.inventory)
-        remember_inventory(ctx, inventory)
-        pending = {t.name: t for t in ssh_targets(inventory)}
-        if not pending:
-            raise StepFailed(f"{ctx.paths.inventory} lists no host")
+        deployment = deployment_of(ctx)
+        folder = ctx.paths
+        known = KnownHosts(folder.known_hosts)
+        pending = {h.name: h for h in deployment.hosts}
+        cloud_pinned: set[str] = set()
         errors: dict[str, str] = {}
-        deadline = time.monotonic() + self.timeout
+        started = time.monotonic()
+        deadline = started + self.timeout
         while pending:
-            for name, target in list(pending.items()):
+            for name, host in list(pending.items()):
+                if name not in cloud_pinned:
+                    reason = self._cloud_keys(host, known, ctx)
+                    if reason and time.monotonic() - started < self.cloud_keys_grace:
+                        errors[name] = reason
+                        continue
+                    if reason:
+                        ctx.progress.output(f"{name}: {reason}; pinning the key of the first login")
+                    cloud_pinned.add(name)
+                jump = deployment.jump_host(host)
                 try:
-                    self.probe(target, target.key_file or self.key_file, self.connect_timeout)
-                except Exception as exc:  # any SSH error means "not yet"
+                    self.probe(host, jump, self.key_file, self.connect_timeout, folder.known_hosts)
+                except DuoctlError as exc:  # a changed host key: stop, do not retry
+                    raise StepFailed(str(exc)) from None
+                except Exception as exc:  # any other SSH error means "not yet"
                     errors[name] = f"{type(exc).__name__}: {exc}"
                     continue
-                via = f" via {target.jump[1]}" if target.jump else ""
-                ctx.progress.output(f"ssh ok: {name} ({target.host}{via})")
+                via = f" via {jump.name}" if jump else ""
+                ctx.progress.output(f"ssh ok: {name} ({host.address}{via})")
                 del pending[name]
             if not pending:
                 return

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from duoctl.config import ActivationCodeError, read_activation_code_file
-from duoctl.settings import WILDCARD_DNS_SUFFIX, DeploySettings
+from duoctl.settings import WILDCARD_DNS_SUFFIX, DeploySettings, check_ipv4_cidr
 
 # Narrowest prefix accepted for the SSH allow-list: a /16 is 65536 addresses; wider is an error.
 WIDEST_ADMIN_PREFIX = 16
@@ -142,17 +142,10 @@ def check_admin_cidr(cidr: str) -> CheckResult:
     name = "admin cidr"
     example = "--admin-cidr 198.51.100.7/32 (your workstation's public address)"
     try:
-        network = ipaddress.ip_network(cidr, strict=False)
-    except ValueError:
-        return failed(name, f"{cidr!r} is not a CIDR block", f"pass {example}")
-    if network.version != 4:
-        return failed(name, f"{cidr} is IPv6; the firewall rules take IPv4", f"pass {example}")
-    if "/" not in cidr:
-        return failed(name, f"{cidr} has no prefix length", f"use {network} (one address)")
-    if str(network) != cidr:
-        return failed(name, f"{cidr} has host bits set", f"use {network} or {example}")
-    if network.prefixlen == 0:
-        return failed(name, f"{cidr} opens SSH to the whole internet", f"pass {example}")
+        check_ipv4_cidr(cidr)  # the rule the settings and Terraform's validation apply too
+    except ValueError as exc:
+        return failed(name, str(exc), f"pass {example}")
+    network = ipaddress.IPv4Network(cidr)
     if network.prefixlen < WIDEST_ADMIN_PREFIX:
         return failed(
             name,

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import requests
 
+from duoctl.deployment import check_user
+from duoctl.errors import DuoctlError
 from duoctl.verify.completion import completion_check
 from duoctl.verify.inputs import (
     Deployment,
@@ -116,6 +118,7 @@ def run(
         gitlab_url=None,
         ssh_key=ssh_key,
         user="root",
+        known_hosts=None,
         timeout=180.0,
         no_sudo=False,
         skip_suite=False,
@@ -134,10 +137,12 @@ def main(
     """`duoctl verify`: the report goes to `out`; what it is doing meanwhile goes to `progress`
     (default: `out` too, nothing with --json)."""
     try:
+        check_user(args.user)
         inventory = Path(args.inventory) if args.inventory else default_inventory()
         if inventory is None:
             raise VerifyInputError(
-                "no inventory: pass --inventory FILE (inventory/aws.yml after `make deploy-aws`)"
+                "no inventory: pass --inventory FILE (.deploy/aws/inventory.yml after "
+                "`make deploy-aws`)"
             )
         if not inventory.exists():
             raise VerifyInputError(
@@ -155,10 +160,11 @@ def main(
         if not (args.skip_rake and args.skip_completion):
             deployment = load_deployment(inventory)
             if not args.skip_rake:
-                rake = ssh_runner_for(deployment, args.ssh_key)
+                known_hosts = Path(args.known_hosts or inventory.absolute().parent / "known_hosts")
+                rake = ssh_runner_for(deployment, args.ssh_key, known_hosts)
             if not args.skip_completion:
                 gitlab_url, token, tls_verify = _completion_inputs(args, inventory, deployment)
-    except VerifyInputError as exc:
+    except (VerifyInputError, DuoctlError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     log = progress or ((lambda _line: None) if args.json else out)

@@ -60,23 +60,23 @@ def load_deployment(path: Path) -> Deployment:
     return Deployment(all_vars, merged)
 
 
-def ssh_runner_for(deployment: Deployment, key_file: str | None) -> SshRunner:
+def ssh_runner_for(deployment: Deployment, key_file: str | None, known_hosts: Path) -> SshRunner:
     host = deployment.gitlab_host
     return SshRunner(
         host=str(host["ansible_host"]),
         user=str(host.get("ansible_user", "ubuntu")),
+        known_hosts=known_hosts,
         port=int(host.get("ansible_port", 22)),
         key_file=key_file or host.get("ansible_ssh_private_key_file"),
     )
 
 
 def secrets_dirs(inventory: Path, cloud: str) -> list[Path]:
-    """Where the deploy keeps the token and CA files for this inventory, most specific first."""
-    dirs = []
-    for base in (Path.cwd(), inventory.resolve().parent.parent):
-        if cloud:
-            dirs.append(base / ".deploy" / cloud / "secrets")
-        dirs.append(base / ".deploy" / "secrets")
+    """Where the deploy keeps the token and CA files for this inventory, most specific first:
+    beside it (a deployment folder holds inventory.yml and secrets/), then .deploy/<cloud>."""
+    dirs = [inventory.absolute().parent / "secrets"]
+    if cloud:
+        dirs.append(Path.cwd() / ".deploy" / cloud / "secrets")
     return list(dict.fromkeys(dirs))
 
 
@@ -92,8 +92,9 @@ def read_token(path: Path) -> str:
 
 
 def default_inventory() -> Path | None:
-    for name in ("aws", "gcp", "hosts"):
-        path = Path("inventory") / f"{name}.yml"
+    """The inventory of the deployment named after its cloud, when there is one."""
+    for name in ("aws", "gcp"):
+        path = Path(".deploy") / name / "inventory.yml"
         if path.is_file():
             return path
     return None

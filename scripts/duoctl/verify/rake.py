@@ -4,10 +4,13 @@ its check lines read back (the 17.9-era and the newest output formats)."""
 from __future__ import annotations
 
 import re
+import shlex
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from duoctl import ssh
+from duoctl.deployment import check_user
 from duoctl.verify.report import (
     HOP_GATEWAY,
     HOP_GITLAB,
@@ -102,12 +105,15 @@ class SshRunner:
 
     host: str
     user: str
+    known_hosts: Path  # the deployment's: the same host keys as the SSH wait and Ansible
     port: int = 22
     key_file: str | None = None
     connect_timeout: float = 30
 
     def run(self, command: str, timeout: float) -> CommandOutput:
-        client = ssh.connect(self.host, self.port, self.user, self.key_file, self.connect_timeout)
+        client = ssh.connect(
+            self.host, self.port, self.user, self.key_file, self.connect_timeout, self.known_hosts
+        )
         try:
             _, stdout, stderr = client.exec_command(command, timeout=timeout)
             out = stdout.read().decode("utf-8", "replace")
@@ -118,7 +124,7 @@ class SshRunner:
 
 
 def rake_checks(runner: CommandRunner, user: str, timeout: float = 600) -> list[Check]:
-    command = f"sudo -n gitlab-rake '{RAKE_TASK}[{user}]'"
+    command = f"sudo -n gitlab-rake {shlex.quote(f'{RAKE_TASK}[{check_user(user)}]')}"
     try:
         result = runner.run(command, timeout)
     except Exception as exc:  # any SSH failure is evidence too: GitLab's host is unreachable
