@@ -226,6 +226,10 @@ def _serve(argv: list[str]) -> None:
     os.environ["MOTO_AMIS_PATH"] = str(args.amis_file)
     os.environ.setdefault("MOTO_PORT", str(args.port))
     _patch_service_quotas(args.quota_file)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests.* from this script
+    from tests.doubles import aws_ec2_extras  # Elastic IP range, GetConsoleOutput
+
+    aws_ec2_extras.install(args.quota_file)
     from moto.server import main as moto_main
 
     moto_main(["--host", "127.0.0.1", "--port", str(args.port)])
