@@ -1,9 +1,13 @@
 """The in-memory GitLab instance behind the double: license, Duo settings, models, features, seats.
 
-Behaviour follows GitLab EE as documented in shared/reference/gitlab-duo-api.md:
-payload `errors` for validation failures, the top-level "resource not available" error
-for missing permissions, deleting a model cascades to its feature settings, and
-`aiFeatureSettings` lists every allowed feature (unsaved ones as "unassigned").
+Behaviour follows GitLab EE (17.9 to 19.4): payload `errors` for validation failures, the
+top-level "resource not available" error for missing permissions, deleting a model
+cascades to its feature settings, and `aiFeatureSettings` lists every allowed feature
+(unsaved ones as "unassigned"). A self-hosted model has a provider (`API`, `BEDROCK`,
+`VERTEX_AI`; GitLab 19.x takes it as a required input, older versions have none, stored
+here as `API`) and needs an endpoint when its provider is `API` (Ai::SelfHostedModel:
+`validates :endpoint, presence: true, if: :api?`). The agent platform's TLS setting
+(`selfHostedDuoAgentPlatformServiceSecure`, GitLab 19.x) starts true, GitLab's default.
 Online activation (`gitlabSubscriptionActivate`) saves a cloud license and provisions its
 add-on purchases before answering (GitlabSubscriptions::ActivateService); the Customers
 Portal's answer is stood in for by `ACTIVATION_CODES`.
@@ -72,9 +76,10 @@ class Model:
     id: int
     name: str
     model: str
-    endpoint: str
+    endpoint: str | None
     identifier: str
     api_token: str | None
+    provider: str = "API"  # AiSelfHostedModelProvider value
 
 
 @dataclass
@@ -113,6 +118,7 @@ class Instance:
             "aiGatewayUrl": None,
             "aiGatewayTimeoutSeconds": 60,
             "duoAgentPlatformServiceUrl": None,
+            "selfHostedDuoAgentPlatformServiceSecure": True,
         }
     )
     models: dict[int, Model] = field(default_factory=dict)
@@ -180,6 +186,7 @@ class Instance:
             "modelDisplayName": m.model.capitalize(),
             "endpoint": m.endpoint,
             "identifier": m.identifier,
+            "provider": m.provider,
             "apiToken": m.api_token,
             "hasApiToken": bool(m.api_token),
             "releaseState": "GA" if m.model in GA_FAMILIES else "BETA",
@@ -224,6 +231,8 @@ class Instance:
             "startsAt": lic.starts_at,
             "expiresAt": lic.expires_at,
             "activatedAt": lic.activated_at,
+            "hasGitlabCreditsAddOn": False,
+            "subscriptionName": None,
         }
 
     def purchase_view(self) -> dict[str, Any]:
@@ -262,9 +271,14 @@ class Instance:
         errors = []
         if any(m.name == values["name"] and m.id != own_id for m in self.models.values()):
             errors.append("Name has already been taken")
-        parts = urlsplit(values["endpoint"])
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            errors.append("Endpoint is blocked: Only allowed schemes are http, https")
+        endpoint = values.get("endpoint")
+        if not endpoint:
+            if values.get("provider", "API") == "API":
+                errors.append("Endpoint can't be blank")
+        else:
+            parts = urlsplit(endpoint)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                errors.append("Endpoint is blocked: Only allowed schemes are http, https")
         if len(values.get("identifier") or "") > 255:
             errors.append("Identifier is too long (maximum is 255 characters)")
         return errors

@@ -1,23 +1,26 @@
 """Test double of the GitLab EE API used by `duoctl configure`, on loopback.
 
-Stands in for: a GitLab Self-Managed instance (17.9 to 18.x) with a GitLab Duo
+Stands in for: a GitLab Self-Managed instance (17.9 to 19.x) with a GitLab Duo
 Enterprise license (an online cloud license), or without a license
 (`instance.remove_license()`), together with the GitLab Customers Portal behind its
 online activation: `gitlabSubscriptionActivate` with `ACTIVATION_CODE` saves an online
 cloud license and provisions a DUO_ENTERPRISE add-on purchase of 10 seats before it
 answers; an unknown code gets GitLab's payload error `invalid activation code`, an
 unreachable portal (`instance.customers_portal_reachable = False`) `CONNECTIVITY_ERROR`;
-`currentLicense` reads the license. Contract followed: `/api/graphql` executes every document with
-graphql-core against GitLab's real schema (shared/reference/gitlab-graphql/, chosen by
-version), so a document GitLab would reject fails here too and is recorded in
-`invalid_documents`; the REST endpoints `/api/v4/version` and `/api/v4/application/settings`
-answer like GitLab (admin token required, 401/403 bodies as GitLab sends them);
+`currentLicense` reads the license. Contract followed: `/api/graphql` executes every
+document with graphql-core against GitLab's real schema (the excerpts in `schemas/`, chosen
+by version: see schema.py), so a document GitLab would reject fails here too and is
+recorded in `invalid_documents` (on 19.x, a self-hosted model mutation without its required
+`provider` input is refused by variable coercion, as GitLab refuses it); the REST endpoints
+`/api/v4/version` and `/api/v4/application/settings` answer like GitLab (admin token
+required, 401/403 bodies as GitLab sends them);
 `POST /api/v4/code_suggestions/completions` answers like GitLab's Code Suggestions API
 (ee/lib/api/code_suggestions.rb): 400 for a missing `current_file` field, 401 with
 `X-GitLab-Error-Origin: monolith` for a user without a Duo seat or with Code Completion not
 mapped to a self-hosted model, else the gateway's answer in the OpenAI completion shape
 (`choices[0].text` = `completion_text`).
-Every request is logged so tests can count requests and mutations.
+Every request is logged (GraphQL documents with their variables) so tests can count requests
+and mutations and look at what was sent.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -58,6 +61,8 @@ class Logged:
     path: str
     operation: str  # "query", "mutation", or "" for REST
     name: str  # GraphQL operation name or REST path
+    document: str = ""  # the GraphQL document
+    variables: dict[str, Any] = field(default_factory=dict)  # its variables
 
     @property
     def is_write(self) -> bool:
@@ -91,11 +96,17 @@ class GitLabDouble:
     def reset_log(self) -> None:
         self.log.clear()
 
+    def received(self, operation: str) -> list[Logged]:
+        """The GraphQL requests of one operation name, oldest first."""
+        return [entry for entry in self.log if entry.name == operation]
+
     # ------------------------------------------------------------ GraphQL
 
     def graphql(self, body: dict[str, Any], admin: bool) -> dict[str, Any]:
         schema = schema_for(self.instance.version)
         query = body.get("query") or ""
+        self.log[-1].document = query
+        self.log[-1].variables = dict(body.get("variables") or {})
         try:
             document = parse(query)
         except GraphQLSyntaxError as exc:
@@ -139,6 +150,7 @@ class Resolvers:
                 "aiSelfHostedModelCreate": self.create_model,
                 "aiSelfHostedModelUpdate": self.update_model,
                 "aiSelfHostedModelDelete": self.delete_model,
+                "aiSelfHostedModelConnectionCheck": self.check_connection,
                 "aiFeatureSettingUpdate": self.update_features,
                 "duoSettingsUpdate": self.update_duo_settings,
                 "userAddOnAssignmentCreate": self.assign_seat,
@@ -227,14 +239,33 @@ class Resolvers:
         if model is None:
             raise GraphQLError(NOT_ALLOWED)
         values = _model_input(input)
-        if "apiToken" not in input:
-            values["api_token"] = model.api_token
+        # Arguments left out are left unchanged (the mutation updates what it is given).
+        for argument, attribute in UPDATE_OPTIONAL.items():
+            if argument not in input:
+                values[attribute] = getattr(model, attribute)
         errors = self.gl.model_errors(values, model.id)
         if errors:
             return {"selfHostedModel": None, "errors": errors}
         for key, value in values.items():
             setattr(model, key, value)
         return {"selfHostedModel": self.gl.model_view(model), "errors": []}
+
+    def check_connection(self, info: Any, input: dict[str, Any]) -> dict[str, Any]:
+        """Validates like a create, then reports the (stand-in) model server as reachable."""
+        self._authorize()
+        values = _model_input(input)
+        errors = self.gl.model_errors(values, own_id=-1)
+        errors = [e for e in errors if e != "Name has already been taken"]
+        if errors:
+            return {"result": None, "errors": errors}
+        result = {
+            "name": "self_hosted_model_connection",
+            "success": True,
+            "message": f"Successfully connected to the self-hosted model {values['name']}",
+            "errors": [],
+            "details": {},
+        }
+        return {"result": result, "errors": []}
 
     def delete_model(self, info: Any, input: dict[str, Any]) -> dict[str, Any]:
         self._authorize()
@@ -328,13 +359,19 @@ class Resolvers:
         }
 
 
+# Optional update arguments -> Model attributes.
+UPDATE_OPTIONAL = {"apiToken": "api_token", "endpoint": "endpoint", "identifier": "identifier"}
+
+
 def _model_input(data: dict[str, Any]) -> dict[str, Any]:
     return {
         "name": data["name"],
         "model": data["model"].lower(),
-        "endpoint": data["endpoint"],
+        "endpoint": data.get("endpoint"),
         "identifier": data.get("identifier") or "",
         "api_token": data.get("apiToken"),
+        # Before 19.x the input has no provider: every model is an API model there.
+        "provider": data.get("provider") or "API",
     }
 
 
