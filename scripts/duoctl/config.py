@@ -24,22 +24,27 @@ from pydantic import (
     model_validator,
 )
 
-# AiAcceptedSelfHostedModels (GitLab 18.x). The instance's own list is checked
-# again at run time, by introspection, before anything is changed.
+# AiAcceptedSelfHostedModels of every supported version (17.9 to 19.x; EMBEDDING, GEMINI
+# and QWEN are newer than 18.9). The instance's own list is checked again at run time, by
+# introspection, before anything is changed.
 MODEL_FAMILIES = (
     "CLAUDE_3",
     "CODEGEMMA",
     "CODELLAMA",
     "CODESTRAL",
     "DEEPSEEKCODER",
+    "EMBEDDING",
+    "GEMINI",
     "GENERAL",
     "GPT",
     "LLAMA3",
     "MISTRAL",
     "MIXTRAL",
+    "QWEN",
 )
 
-# AiFeatures (GitLab 18.x), written in the lower-case form GitLab stores.
+# AiFeatures of every supported version (17.9 to 19.x), written in the lower-case form
+# GitLab stores; the instance's own list is checked at run time as well.
 FEATURES = (
     "code_completions",
     "code_generations",
@@ -53,19 +58,36 @@ FEATURES = (
     "duo_chat_summarize_comments",
     "duo_chat_troubleshoot_job",
     "duo_chat_write_tests",
+    "duo_developer",
+    "feature_discovery_search",
     "generate_commit_message",
     "glab_ask_git_command",
+    "resolve_dependency_bump",
     "resolve_vulnerability",
     "review_merge_request",
+    "review_merge_request_dap",
+    "sast_vulnerability_fp_detection",
+    "sast_vulnerability_resolution",
+    "secret_vulnerability_fp_detection",
+    "security_review",
     "summarize_new_merge_request",
     "summarize_review",
 )
+# The agent platform features (GitLab 19.x: no beta toggle, but an offline cloud license
+# needs the SELF_HOSTED_DAP add-on for them).
+AGENT_PLATFORM_FEATURES = ("duo_agent_platform", "duo_agent_platform_agentic_chat", "duo_developer")
 
 # A feature maps to a model name, or to one of these providers.
 VENDORED = "vendored"
 DISABLED = "disabled"
 
-IDENTIFIER_PREFIXES = ("custom_openai", "bedrock", "azure")
+IDENTIFIER_PREFIXES = ("custom_openai", "bedrock", "vertex_ai", "azure")
+# AiSelfHostedModelProvider (GitLab 19.x): how GitLab reaches the model. API is any
+# endpoint-based (OpenAI-compatible) server such as Ollama or vLLM.
+API, BEDROCK, VERTEX_AI = "API", "BEDROCK", "VERTEX_AI"
+PROVIDERS = (API, BEDROCK, VERTEX_AI)
+# Identifier platforms that fix the provider; others (azure, none) default to API.
+PREFIX_PROVIDER = {"custom_openai": API, "bedrock": BEDROCK, "vertex_ai": VERTEX_AI}
 GATEWAY_TIMEOUT_RANGE = (60, 600)
 _HOST_PORT = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$")
 _USERNAME = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_.-]*$")
@@ -170,6 +192,9 @@ class GatewaySection(_Strict):
     url: str = Field(description="Local AI gateway URL, e.g. http://10.0.2.10:5052")
     timeout_seconds: int | None = None
     agent_platform_url: str | None = None
+    # TLS to the agent platform service (GitLab 19.x setting); unset: false when
+    # agent_platform_url is set (the bundle's gateway serves plain gRPC), else unmanaged.
+    agent_platform_secure: bool | None = None
 
     @field_validator("url")
     @classmethod
@@ -202,12 +227,27 @@ class GatewaySection(_Strict):
             )
         return v
 
+    def agent_platform_tls(self) -> bool | None:
+        """The TLS setting to apply: the file's, else false with an agent platform URL."""
+        if self.agent_platform_secure is not None:
+            return self.agent_platform_secure
+        return False if self.agent_platform_url else None
+
+
+def provider_for(identifier: str | None) -> str:
+    """The provider an identifier implies: bedrock/ BEDROCK, vertex_ai/ VERTEX_AI, else API."""
+    prefix = (identifier or "").partition("/")[0]
+    return PREFIX_PROVIDER.get(prefix, API)
+
 
 class ModelSection(_Strict):
     name: Annotated[str, Field(min_length=1, max_length=255)]
     family: str
-    endpoint: str
+    # Required for the API provider; optional for BEDROCK and VERTEX_AI (GitLab 19.x).
+    endpoint: str | None = None
     identifier: Annotated[str, Field(max_length=255)] | None = None
+    # Defaults to the provider the identifier implies (see provider_for).
+    provider: str | None = None
     api_key_env: str | None = None
     api_key_file: str | None = None
 
@@ -224,8 +264,20 @@ class ModelSection(_Strict):
 
     @field_validator("endpoint")
     @classmethod
-    def _endpoint(cls, v: str) -> str:
-        return _check_http_url(v, "endpoint")
+    def _endpoint(cls, v: str | None) -> str | None:
+        return None if v is None else _check_http_url(v, "endpoint")
+
+    @field_validator("provider")
+    @classmethod
+    def _provider(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        upper = v.upper()
+        if upper not in PROVIDERS:
+            raise ValueError(
+                f"unknown provider {v!r}; valid values: {', '.join(p.lower() for p in PROVIDERS)}"
+            )
+        return upper
 
     @field_validator("identifier")
     @classmethod
@@ -242,7 +294,24 @@ class ModelSection(_Strict):
 
     @model_validator(mode="after")
     def _shape(self) -> ModelSection:
-        if (
+        implied = provider_for(self.identifier)
+        pinned = (self.identifier or "").partition("/")[0] in PREFIX_PROVIDER
+        if self.provider is None:
+            self.provider = implied
+        elif pinned and self.provider != implied:
+            raise ValueError(
+                f"provider {self.provider.lower()} does not match identifier "
+                f"{self.identifier!r}, whose platform means provider {implied.lower()} "
+                f"(leave provider out to use it)"
+            )
+        if self.endpoint is None:
+            if self.provider == API:
+                raise ValueError(
+                    "endpoint is required for provider api (the model server's URL; for "
+                    "Ollama or vLLM the OpenAI-compatible base URL, e.g. "
+                    "http://10.0.3.10:11434/v1); only bedrock and vertex_ai models may omit it"
+                )
+        elif (
             self.identifier
             and self.identifier.startswith("custom_openai/")
             and not self.endpoint.rstrip("/").endswith("/v1")
@@ -254,6 +323,10 @@ class ModelSection(_Strict):
         if self.api_key_env and self.api_key_file:
             raise ValueError("set only one of api_key_env and api_key_file")
         return self
+
+    def provider_value(self) -> str:
+        """The AiSelfHostedModelProvider value: the file's, else the identifier's."""
+        return self.provider or provider_for(self.identifier)
 
     def api_key(self) -> str | None:
         """The API key from the environment or file named in the config, if any."""

@@ -2,7 +2,10 @@
 
 Reads the current Duo state in a few requests, applies one change at a time, and
 knows the schema differences between GitLab versions, detected by introspection.
-Field names and operations follow GitLab's GraphQL schema (17.9 to 18.x).
+Field names and operations follow GitLab's GraphQL schema (17.9 to 19.x): the single or
+batch feature mapping, the optional duoSettings fields, and, from 19.x, the self-hosted
+model's required `provider` input (its `endpoint` then optional) and the agent platform
+TLS setting `selfHostedDuoAgentPlatformServiceSecure`.
 """
 
 from __future__ import annotations
@@ -51,6 +54,9 @@ CONNECTIVITY_ERROR = "CONNECTIVITY_ERROR"
 INVALID_CODE_ERROR = "invalid activation code"
 REDACTED = "[activation code]"
 
+# The agent platform service's TLS choice: a duoSettings field from GitLab 19.x; older
+# versions read GitLab's DUO_AGENT_PLATFORM_SERVICE_SECURE environment variable instead.
+AGENT_PLATFORM_SECURE = "selfHostedDuoAgentPlatformServiceSecure"
 # Introduced-in versions of the optional duoSettingsUpdate arguments, for warnings.
 DUO_SETTING_SINCE = {
     "duoAgentPlatformServiceUrl": "18.4",
@@ -103,9 +109,29 @@ class Capabilities:
     features: frozenset[str]
     add_on_purchases: tuple[AddOnPurchase, ...]
     license: LicenseInfo | None = None
+    # AiSelfHostedModelCreateInput fields, those of them that are required (NON_NULL),
+    # AiSelfHostedModel fields, and the AiSelfHostedModelProvider values (19.x).
+    model_inputs: frozenset[str] = frozenset()
+    model_required_inputs: frozenset[str] = frozenset()
+    model_fields: frozenset[str] = frozenset()
+    model_providers: frozenset[str] = frozenset()
 
     def purchase(self, name: str) -> AddOnPurchase | None:
         return next((p for p in self.add_on_purchases if p.name == name), None)
+
+    @property
+    def sends_provider(self) -> bool:
+        """The model mutations take `provider` (required from GitLab 19.x)."""
+        return "provider" in self.model_inputs
+
+    @property
+    def reads_provider(self) -> bool:
+        return "provider" in self.model_fields
+
+    @property
+    def endpoint_required(self) -> bool:
+        """Before 19.x every self-hosted model needs an endpoint (`endpoint: String!`)."""
+        return "endpoint" in self.model_required_inputs
 
 
 @dataclass(frozen=True)
@@ -113,9 +139,10 @@ class RemoteModel:
     id: str
     name: str
     family: str  # upper case, as the AiAcceptedSelfHostedModels enum
-    endpoint: str
+    endpoint: str | None  # GitLab 19.x: BEDROCK and VERTEX_AI models may have none
     identifier: str
     api_token: str | None
+    provider: str | None = None  # AiSelfHostedModelProvider value; None before 19.x
 
 
 @dataclass(frozen=True)
@@ -172,6 +199,11 @@ query DuoProbe {
     enumValues(includeDeprecated: true) { name }
   }
   features: __type(name: "AiFeatures") { enumValues(includeDeprecated: true) { name } }
+  modelInput: __type(name: "AiSelfHostedModelCreateInput") { inputFields { name type { kind } } }
+  modelType: __type(name: "AiSelfHostedModel") { fields(includeDeprecated: true) { name } }
+  modelProviders: __type(name: "AiSelfHostedModelProvider") {
+    enumValues(includeDeprecated: true) { name }
+  }
   addOnPurchases { id name purchasedQuantity assignedQuantity }
   currentLicense { id type plan expiresAt }
 }
@@ -257,8 +289,8 @@ mutation AssignDuoSeat($addOnPurchaseId: GitlabSubscriptionsAddOnPurchaseID!, $u
 }
 """
 
-# The operation of shared/reference/gitlab-graphql/ops/15_activate_subscription.graphql
-# (GitLab 17.9 to 18.x have it; the add-on purchases are provisioned before it answers).
+# GitLab's gitlabSubscriptionActivate (the same from 17.9 to 19.x; the add-on purchases
+# are provisioned before it answers).
 ACTIVATE_SUBSCRIPTION = """
 mutation ActivateSubscription($code: String!) {
   gitlabSubscriptionActivate(input: { activationCode: $code }) {
@@ -268,7 +300,12 @@ mutation ActivateSubscription($code: String!) {
 }
 """
 
-DUO_SETTING_FIELDS = ("aiGatewayUrl", "aiGatewayTimeoutSeconds", "duoAgentPlatformServiceUrl")
+DUO_SETTING_FIELDS = (
+    "aiGatewayUrl",
+    "aiGatewayTimeoutSeconds",
+    "duoAgentPlatformServiceUrl",
+    AGENT_PLATFORM_SECURE,
+)
 
 
 def _graphql_string(value: str) -> str:
@@ -393,6 +430,7 @@ class GitLabClient:
             return frozenset(item["name"] for item in (data.get(key) or {}).get(sub) or [])
 
         feature_inputs = names("featureSettingInput", "inputFields")
+        model_inputs = (data.get("modelInput") or {}).get("inputFields") or []
         return Capabilities(
             version=version,
             batch_feature_update="features" in feature_inputs,
@@ -405,6 +443,12 @@ class GitLabClient:
                 for p in data.get("addOnPurchases") or []
             ),
             license=_license_info(data.get("currentLicense")),
+            model_inputs=frozenset(f["name"] for f in model_inputs),
+            model_required_inputs=frozenset(
+                f["name"] for f in model_inputs if (f.get("type") or {}).get("kind") == "NON_NULL"
+            ),
+            model_fields=names("modelType", "fields"),
+            model_providers=names("modelProviders", "enumValues"),
         )
 
     def state(
@@ -414,9 +458,10 @@ class GitLabClient:
         settings_fields = [f for f in DUO_SETTING_FIELDS if f in caps.duo_settings_fields]
         purchase = caps.purchase(DUO_ENTERPRISE)
         seat_list = list(seats) if purchase else []
+        model_fields = MODELS_FIELDS + (" provider" if caps.reads_provider else "")
         parts = [
             f"  duoSettings {{ {' '.join(settings_fields)} }}",
-            f"  aiSelfHostedModels(first: 100) {{ nodes {{ {MODELS_FIELDS} }} "
+            f"  aiSelfHostedModels(first: 100) {{ nodes {{ {model_fields} }} "
             f"pageInfo {{ hasNextPage }} }}",
             FEATURES_QUERY_PART,
         ]
@@ -455,9 +500,10 @@ class GitLabClient:
                 id=n["id"],
                 name=n["name"],
                 family=n["model"].upper(),
-                endpoint=n["endpoint"],
+                endpoint=n.get("endpoint"),
                 identifier=n.get("identifier") or "",
                 api_token=n.get("apiToken"),
+                provider=n.get("provider"),
             )
             for n in connection.get("nodes") or []
         ]
@@ -531,10 +577,12 @@ class GitLabClient:
         _raise_payload_errors("GitLab Duo settings", data["duoSettingsUpdate"])
 
     def create_model(self, values: dict[str, Any]) -> str:
+        """aiSelfHostedModelCreate; unset values (an endpoint-less model's) are left out."""
+        given = {k: v for k, v in values.items() if v is not None}
         data = self._graphql(
             f"creating self-hosted model {values['name']!r}",
             CREATE_MODEL,
-            {"input": values},
+            {"input": given},
             mutation=True,
         )
         payload = data["aiSelfHostedModelCreate"]
@@ -542,6 +590,7 @@ class GitLabClient:
         return cast(str, payload["selfHostedModel"]["id"])
 
     def update_model(self, model_id: str, values: dict[str, Any]) -> None:
+        """aiSelfHostedModelUpdate; a None endpoint is sent as null, which removes it."""
         data = self._graphql(
             f"updating self-hosted model {values['name']!r}",
             UPDATE_MODEL,

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from duoctl.config import (
+    AGENT_PLATFORM_FEATURES,
     DISABLED,
     VENDORED,
     ActivationCode,
@@ -24,8 +25,10 @@ from duoctl.config import (
     is_private_host,
 )
 from duoctl.gitlab_api import (
+    AGENT_PLATFORM_SECURE,
     DUO_ENTERPRISE,
     DUO_SETTING_SINCE,
+    OFFLINE_CLOUD,
     Capabilities,
     GitLabClient,
     RemoteModel,
@@ -35,6 +38,7 @@ from duoctl.gitlab_api import (
 )
 
 SELF_HOSTED = "self_hosted"
+SELF_HOSTED_DAP = "SELF_HOSTED_DAP"  # add-on an offline cloud license needs for the DAP features
 
 
 @dataclass
@@ -85,9 +89,30 @@ def plan_activation(caps: Capabilities, code: ActivationCode | None) -> Change |
 
 
 def activation_problems(cfg: DuoConfig, caps: Capabilities) -> list[str]:
-    """What can be checked before an activation: the families and features GitLab offers."""
-    problems = [p for m in cfg.models if (p := _family_problem(m, caps))]
+    """What can be checked before an activation: what GitLab's schema offers and requires."""
+    problems = [p for m in cfg.models for p in _model_problems(m, caps)]
     problems += [p for f in sorted(cfg.features) if (p := _feature_problem(f, caps))]
+    return problems
+
+
+def _model_problems(model: ModelSection, caps: Capabilities) -> list[str]:
+    """The model's family, provider and endpoint against the instance's schema."""
+    problems = []
+    family = _family_problem(model, caps)
+    if family:
+        problems.append(family)
+    provider = model.provider_value()
+    if caps.sends_provider and caps.model_providers and provider not in caps.model_providers:
+        problems.append(
+            f"models.{model.name}: provider {provider.lower()} is not offered by GitLab "
+            f"{caps.version}; valid here: {_lower_list(caps.model_providers)}"
+        )
+    if model.endpoint is None and caps.endpoint_required:
+        problems.append(
+            f"models.{model.name}: GitLab {caps.version} needs an endpoint for every "
+            f"self-hosted model (a {provider.lower()} model without one needs GitLab 19.x, "
+            f"where models have a provider); add the endpoint"
+        )
     return problems
 
 
@@ -110,7 +135,7 @@ def _feature_problem(feature: str, caps: Capabilities) -> str | None:
 
 
 def _plan_application_settings(cfg: DuoConfig, state: RemoteState, plan: Plan) -> None:
-    wanted = [_host(cfg.gateway.url)] + [_host(m.endpoint) for m in cfg.models]
+    wanted = [_host(cfg.gateway.url)] + [_host(m.endpoint) for m in cfg.models if m.endpoint]
     wanted += cfg.outbound_allowlist
     missing = list(dict.fromkeys(e for e in wanted if e not in state.allowlist))
     if missing:
@@ -144,26 +169,23 @@ def _plan_application_settings(cfg: DuoConfig, state: RemoteState, plan: Plan) -
 
 def _plan_gateway(cfg: DuoConfig, caps: Capabilities, state: RemoteState, plan: Plan) -> None:
     desired: dict[str, Any] = {"aiGatewayUrl": cfg.gateway.url}
-    optional = {
+    optional: dict[str, Any] = {
         "aiGatewayTimeoutSeconds": cfg.gateway.timeout_seconds,
         "duoAgentPlatformServiceUrl": cfg.gateway.agent_platform_url,
+        AGENT_PLATFORM_SECURE: cfg.gateway.agent_platform_secure,
     }
+    if AGENT_PLATFORM_SECURE in caps.duo_settings_inputs:
+        # Where GitLab has the setting, its default (TLS) must follow the URL's plain gRPC.
+        optional[AGENT_PLATFORM_SECURE] = cfg.gateway.agent_platform_tls()
     for name, value in optional.items():
         if value is None:
             continue
         if name not in caps.duo_settings_inputs:
-            plan.warnings.append(
-                f"gateway setting {name} skipped: it needs GitLab {DUO_SETTING_SINCE[name]} "
-                f"or later (this instance runs {caps.version})"
-            )
+            plan.warnings.append(_unsupported_setting(name, caps.version))
             continue
         desired[name] = value
     current = state.duo_settings
-    changed = {
-        k: v
-        for k, v in desired.items()
-        if str(current.get(k) or "").rstrip("/") != str(v).rstrip("/")
-    }
+    changed = {k: v for k, v in desired.items() if not _same_setting(current.get(k), v)}
     if changed:
         plan.changes.append(
             Change(
@@ -176,22 +198,47 @@ def _plan_gateway(cfg: DuoConfig, caps: Capabilities, state: RemoteState, plan: 
         )
 
 
-def _model_values(cfg: DuoConfig, name: str) -> tuple[dict[str, Any], str | None]:
+def _unsupported_setting(name: str, version: str) -> str:
+    if name == AGENT_PLATFORM_SECURE:
+        return (
+            f"gateway setting {name} (gateway.agent_platform_secure) skipped: GitLab {version} "
+            f"has no API for it (GitLab 19.4 has). This version takes the agent platform's TLS "
+            f"choice from GitLab's DUO_AGENT_PLATFORM_SERVICE_SECURE environment variable "
+            f"(gitlab_rails['env'], 'DUO_AGENT_PLATFORM_SERVICE_SECURE' => false for a plain "
+            f"host:port)"
+        )
+    return (
+        f"gateway setting {name} skipped: it needs GitLab {DUO_SETTING_SINCE[name]} "
+        f"or later (this instance runs {version})"
+    )
+
+
+def _same_setting(current: Any, wanted: Any) -> bool:
+    if isinstance(wanted, bool):
+        return current is wanted  # None (never set) is not False
+    return str(current or "").rstrip("/") == str(wanted).rstrip("/")
+
+
+def _model_values(
+    cfg: DuoConfig, caps: Capabilities, name: str
+) -> tuple[dict[str, Any], str | None]:
     model = cfg.model(name)
     values: dict[str, Any] = {"name": model.name, "model": model.family, "endpoint": model.endpoint}
     if model.identifier:
         values["identifier"] = model.identifier
+    if caps.sends_provider:
+        values["provider"] = model.provider_value()
     return values, model.api_key()
 
 
 def _plan_models(cfg: DuoConfig, caps: Capabilities, state: RemoteState, plan: Plan) -> None:
     remote = {m.name: m for m in state.models}
     for model in cfg.models:
-        problem = _family_problem(model, caps)
-        if problem:
-            plan.problems.append(problem)
+        problems = _model_problems(model, caps)
+        if problems:
+            plan.problems.extend(problems)
             continue
-        values, api_key = _model_values(cfg, model.name)
+        values, api_key = _model_values(cfg, caps, model.name)
         payload = dict(values, **({"apiToken": api_key} if api_key else {}))
         current = remote.get(model.name)
         if current is None:
@@ -218,7 +265,7 @@ def _plan_models(cfg: DuoConfig, caps: Capabilities, state: RemoteState, plan: P
 
 
 def _model_details(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in values.items() if k != "name"}
+    return {k: v for k, v in values.items() if k != "name" and v is not None}
 
 
 def _model_diff(
@@ -230,6 +277,8 @@ def _model_diff(
         "endpoint": (current.endpoint, values["endpoint"]),
         "identifier": (current.identifier, values.get("identifier", current.identifier)),
     }
+    if "provider" in values and current.provider is not None:
+        pairs["provider"] = (current.provider, values["provider"])
     for key, (old, new) in pairs.items():
         if old != new:
             diff[key] = {"from": old, "to": new}
@@ -247,11 +296,7 @@ def _plan_features(cfg: DuoConfig, caps: Capabilities, state: RemoteState, plan:
             continue
         current = state.features.get(feature)
         if current is None:
-            plan.problems.append(
-                f"features.{feature}: not available on this instance. Beta features appear only "
-                f"after an administrator turns on 'Use beta models and features in GitLab Duo "
-                f"Self-Hosted' (Admin > GitLab Duo; there is no API for it)."
-            )
+            plan.problems.append(_unavailable_feature(feature, caps))
             continue
         provider = target if target in (VENDORED, DISABLED) else SELF_HOSTED
         model = target if provider == SELF_HOSTED else None
@@ -276,6 +321,27 @@ def _plan_features(cfg: DuoConfig, caps: Capabilities, state: RemoteState, plan:
                 {"provider": provider, "model": model},
             )
         )
+
+
+def _unavailable_feature(feature: str, caps: Capabilities) -> str:
+    beta = (
+        "Beta features appear only after an administrator turns on 'Use beta models and "
+        "features in GitLab Duo Self-Hosted' (Admin > GitLab Duo; there is no API for it)."
+    )
+    if feature not in AGENT_PLATFORM_FEATURES:
+        return f"features.{feature}: not available on this instance. {beta}"
+    dap = (
+        f"GitLab 19.x offers the agent platform features without that setting, but with an "
+        f"offline cloud license only when it has the {SELF_HOSTED_DAP} add-on"
+    )
+    offline = caps.license is not None and caps.license.type == OFFLINE_CLOUD
+    if offline and caps.purchase(SELF_HOSTED_DAP) is None:
+        return (
+            f"features.{feature}: not available on this instance: {dap}, and this offline "
+            f"cloud license has none. Add it to the subscription, or use an online cloud "
+            f"license. (Before 19.x: {beta})"
+        )
+    return f"features.{feature}: not available on this instance. {beta} ({dap}.)"
 
 
 def _plan_seats(cfg: DuoConfig, caps: Capabilities, state: RemoteState, plan: Plan) -> None:

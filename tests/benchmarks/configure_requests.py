@@ -77,6 +77,6 @@ def report(counts: list[RunCount], version: str, activate: bool = False) -> str:
 
 
 if __name__ == "__main__":
-    for version in ("18.9.0-ee", "17.9.3-ee"):
+    for version in ("19.4.1-ee", "18.9.0-ee", "17.9.3-ee"):
         print(report(measure(version), version))
     print(report(measure(activate=True), "18.9.0-ee", activate=True))

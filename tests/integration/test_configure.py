@@ -1,9 +1,15 @@
-"""`duoctl configure` end to end against the GitLab API double."""
+"""`duoctl configure` end to end against the GitLab API double.
+
+Every case runs on GitLab 17.9 (the legacy schema), 18.9 and 19.4 (the `version` fixture);
+the cases about one version's schema say which.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,15 +27,64 @@ from tests.doubles.gitlab_api.instance import (
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "duo.yml"
 MODEL = "mistral-7b-ollama"
+GATEWAY = "http://10.0.2.10:5052"
+AGENT_PLATFORM = "10.0.2.10:50052"
 WRONG_CODE = "Wrong0Activation0Code000"  # well formed, unknown to the Customers Portal
 SECRETS = (ADMIN_TOKEN, USER_TOKEN, ACTIVATION_CODE, ACTIVATION_CODE_WITHOUT_DUO, WRONG_CODE)
 
+V17, V18, V19 = "17.9.3-ee", "18.9.0-ee", "19.4.1-ee"
+VERSIONS = [V17, V18, V19]
+TIMEOUT, AGENT_URL = "aiGatewayTimeoutSeconds", "duoAgentPlatformServiceUrl"
+SECURE = "selfHostedDuoAgentPlatformServiceSecure"
+# Schema items -> the first version of the double that has them.
+SINCE = {TIMEOUT: (18, 7), AGENT_URL: (18, 4), SECURE: (19, 0), "provider": (19, 0)}
+BEDROCK_MODEL = {
+    "name": "claude-bedrock",
+    "family": "claude_3",
+    "identifier": "bedrock/anthropic.claude-3-5-sonnet-20240620-v1:0",
+}
+
+
+def model_fields_read(document: str) -> set[str]:
+    """The fields a query reads of each `aiSelfHostedModels` node."""
+    found = re.search(r"aiSelfHostedModels\([^)]*\)\s*\{\s*nodes\s*\{([^}]*)\}", document)
+    assert found, document
+    return set(found.group(1).split())
+
+
+def has(version: str, item: str) -> bool:
+    major, minor = version.split(".")[:2]
+    return (int(major), int(minor)) >= SINCE[item]
+
+
+def expected_duo(version: str) -> dict[str, Any]:
+    """The Duo settings after configuring a fresh instance with the example file."""
+    return {
+        "aiGatewayUrl": GATEWAY,
+        TIMEOUT: 120 if has(version, TIMEOUT) else 60,
+        AGENT_URL: AGENT_PLATFORM if has(version, AGENT_URL) else None,
+        SECURE: not has(version, SECURE),  # GitLab's default (TLS) where it cannot be set
+    }
+
+
+@pytest.fixture(params=VERSIONS)
+def version(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
 
 @pytest.fixture
-def gitlab() -> Iterator[GitLabDouble]:
-    with gitlab_double() as double:
+def gitlab(version: str) -> Iterator[GitLabDouble]:
+    with gitlab_double(version) as double:
         yield double
         assert double.invalid_documents == [], "a request GitLab would reject was sent"
+
+
+@pytest.fixture
+def backoff(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The retry pauses, recorded instead of slept (keeps the retry tests fast)."""
+    pauses: list[float] = []
+    monkeypatch.setattr(time, "sleep", pauses.append)
+    return pauses
 
 
 def example(double: GitLabDouble, **changes: Any) -> dict[str, Any]:
@@ -69,23 +124,22 @@ def run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Iterator[Runner]:
             assert secret not in text, "a token or an activation code leaked into output"
 
 
-def test_fresh_instance_is_configured_fully(gitlab: GitLabDouble, run: Runner) -> None:
+def test_fresh_instance_is_configured_fully(
+    gitlab: GitLabDouble, run: Runner, version: str
+) -> None:
     code, out = run(example(gitlab))
     assert code == 0, out
     gl = gitlab.instance
     assert gl.allowlist() == ["10.0.2.10", "10.0.3.10"]
     assert gl.settings["disabled_direct_code_suggestions"] is True
-    assert gl.duo == {
-        "aiGatewayUrl": "http://10.0.2.10:5052",
-        "aiGatewayTimeoutSeconds": 120,
-        "duoAgentPlatformServiceUrl": "10.0.2.10:50052",
-    }
+    assert gl.duo == expected_duo(version)
     [model] = gl.models.values()
-    assert (model.name, model.model, model.endpoint, model.identifier) == (
+    assert (model.name, model.model, model.endpoint, model.identifier, model.provider) == (
         MODEL,
         "mistral",
         "http://10.0.3.10:11434/v1",
         "custom_openai/mistral:instruct",
+        "API",
     )
     for feature in ("code_generations", "code_completions", "duo_chat"):
         assert gl.features[feature] == {"provider": "self_hosted", "model_id": model.id}
@@ -134,7 +188,7 @@ def test_json_output(gitlab: GitLabDouble, run: Runner) -> None:
     assert json.loads(out)["changes"] == []
 
 
-def test_drift_is_repaired(gitlab: GitLabDouble, run: Runner) -> None:
+def test_drift_is_repaired(gitlab: GitLabDouble, run: Runner, version: str) -> None:
     assert run(example(gitlab))[0] == 0
     gl = gitlab.instance
     [model] = gl.models.values()
@@ -146,10 +200,14 @@ def test_drift_is_repaired(gitlab: GitLabDouble, run: Runner) -> None:
     assert code == 0, out
     assert model.endpoint == "http://10.0.3.10:11434/v1"
     assert gl.features["duo_chat"] == {"provider": "self_hosted", "model_id": model.id}
-    assert gl.duo["aiGatewayTimeoutSeconds"] == 120
     assert "endpoint 'http://10.9.9.9:11434/v1' -> 'http://10.0.3.10:11434/v1'" in out
     assert "feature duo_chat: vendored -> mistral-7b-ollama" in out
-    assert gitlab.writes == 3
+    if has(version, TIMEOUT):
+        assert gl.duo["aiGatewayTimeoutSeconds"] == 120
+        assert gitlab.writes == 3
+    else:  # the timeout is not GitLab's to set here: left alone
+        assert gl.duo["aiGatewayTimeoutSeconds"] == 60
+        assert gitlab.writes == 2
 
 
 def test_allowlist_is_merged_never_clobbered(gitlab: GitLabDouble, run: Runner) -> None:
@@ -195,6 +253,8 @@ def test_feature_can_be_vendored_or_disabled(gitlab: GitLabDouble, run: Runner) 
         ("18.2.0-ee", ["aiGatewayTimeoutSeconds", "duoAgentPlatformServiceUrl"], []),
         ("18.5.1-ee", ["aiGatewayTimeoutSeconds"], ["duoAgentPlatformServiceUrl"]),
         ("18.7.0-ee", [], ["aiGatewayTimeoutSeconds", "duoAgentPlatformServiceUrl"]),
+        ("19.0.0-ee", [], ["aiGatewayTimeoutSeconds", "duoAgentPlatformServiceUrl"]),
+        ("19.4.1-ee", [], ["aiGatewayTimeoutSeconds", "duoAgentPlatformServiceUrl"]),
     ],
 )
 def test_settings_follow_the_instance_schema(
@@ -210,6 +270,9 @@ def test_settings_follow_the_instance_schema(
             assert name not in double.instance.duo or double.instance.duo[name] in (None, 60)
         for name in kept:
             assert double.instance.duo[name] in (120, "10.0.2.10:50052")
+        # The agent platform URL is plain host:port: TLS off where GitLab has the setting.
+        assert double.instance.duo[SECURE] is not has(version, SECURE)
+        assert "agent_platform_secure) skipped" not in out  # not asked for: no warning
         features = double.instance.features
         assert {f for f, v in features.items() if v["provider"] == "self_hosted"} == {
             "code_generations",
@@ -222,6 +285,150 @@ def test_settings_follow_the_instance_schema(
         double.reset_log()
         code, out = run(example(double))
         assert code == 0 and "no changes" in out and double.writes == 0
+
+
+# ---------------------------------------------------------------- provider, agent platform TLS
+
+
+def test_registration_sends_the_provider_where_the_schema_has_it(
+    gitlab: GitLabDouble, run: Runner, version: str
+) -> None:
+    code, out = run(example(gitlab))
+    assert code == 0, out
+    [create] = gitlab.received("CreateSelfHostedModel")
+    sent = create.variables["input"]
+    [read] = gitlab.received("DuoState")
+    if has(version, "provider"):
+        assert sent["provider"] == "API"  # an OpenAI-compatible endpoint (Ollama)
+        assert "provider=API" in out
+        assert "provider" in model_fields_read(read.document)  # read back to compare
+    else:  # GitLab before 19 has no provider input: sending one would be refused
+        assert "provider" not in sent and "provider" not in model_fields_read(read.document)
+    assert sent["endpoint"] == "http://10.0.3.10:11434/v1"
+
+
+def test_changed_provider_is_an_update(run: Runner) -> None:
+    with gitlab_double(V19) as double:
+        assert run(example(double))[0] == 0
+        [model] = double.instance.models.values()
+        model.provider = "VERTEX_AI"  # changed outside the file
+        double.reset_log()
+        code, out = run(example(double))
+        assert code == 0, out
+        assert f"update          model {MODEL}: provider 'VERTEX_AI' -> 'API'" in out
+        assert [e.name for e in double.log if e.operation == "mutation"] == [
+            "UpdateSelfHostedModel"
+        ]
+        [update] = double.received("UpdateSelfHostedModel")
+        assert update.variables["input"]["provider"] == "API"
+        assert model.provider == "API"
+        # The file's own change of platform: custom_openai -> bedrock means API -> BEDROCK.
+        cfg = example(double)
+        cfg["models"][0].update(identifier="bedrock/mistral.mistral-7b-instruct-v0:2")
+        del cfg["models"][0]["endpoint"]
+        code, out = run(cfg)
+        assert code == 0, out
+        assert "provider 'API' -> 'BEDROCK'" in out
+        assert "endpoint 'http://10.0.3.10:11434/v1' -> None" in out
+        assert (model.provider, model.endpoint) == ("BEDROCK", None)
+        assert run(cfg)[1].count("no changes") == 1
+        assert double.invalid_documents == []
+
+
+def test_bedrock_identifier_registers_a_bedrock_model(
+    gitlab: GitLabDouble, run: Runner, version: str
+) -> None:
+    cfg = example(gitlab)
+    cfg["models"].append(dict(BEDROCK_MODEL))  # no endpoint: Bedrock is reached by its SDK
+    cfg["features"]["duo_chat"] = BEDROCK_MODEL["name"]
+    code, out = run(cfg)
+    if not has(version, "provider"):
+        # GitLab before 19 requires an endpoint for every model: refused before any change.
+        assert code == 1
+        assert (
+            f"models.claude-bedrock: GitLab {version} needs an endpoint for every self-hosted "
+            f"model (a bedrock model without one needs GitLab 19.x"
+        ) in out
+        assert gitlab.writes == 0
+        return
+    assert code == 0, out
+    creates = {e.variables["input"]["name"]: e for e in gitlab.received("CreateSelfHostedModel")}
+    sent = creates["claude-bedrock"].variables["input"]
+    assert sent["provider"] == "BEDROCK" and "endpoint" not in sent
+    assert creates[MODEL].variables["input"]["provider"] == "API"
+    bedrock = next(m for m in gitlab.instance.models.values() if m.name == "claude-bedrock")
+    assert (bedrock.provider, bedrock.endpoint, bedrock.model) == ("BEDROCK", None, "claude_3")
+    assert gitlab.instance.features["duo_chat"]["model_id"] == bedrock.id
+    assert gitlab.instance.allowlist() == ["10.0.2.10", "10.0.3.10"]  # no endpoint, no host
+    code, out = run(cfg)
+    assert code == 0 and "no changes" in out
+
+
+def test_explicit_provider_is_sent(run: Runner) -> None:
+    with gitlab_double(V19) as double:
+        cfg = example(double)
+        cfg["models"].append(
+            {
+                "name": "gemini-vertex",
+                "family": "gemini",
+                "identifier": "vertex_ai/gemini-2.5-pro",
+                "provider": "vertex_ai",
+            }
+        )
+        code, out = run(cfg)
+        assert code == 0, out
+        vertex = next(m for m in double.instance.models.values() if m.name == "gemini-vertex")
+        assert (vertex.provider, vertex.endpoint) == ("VERTEX_AI", None)
+        assert double.invalid_documents == []
+
+
+def test_agent_platform_tls_is_set_where_gitlab_has_the_setting(run: Runner) -> None:
+    with gitlab_double(V19) as double:
+        duo = double.instance.duo
+        assert duo[SECURE] is True  # GitLab's default
+        code, out = run(example(double))  # agent_platform_url set, agent_platform_secure not
+        assert code == 0, out
+        assert duo[SECURE] is False
+        assert f"{SECURE} True -> False" in out
+        [update] = double.received("UpdateDuoSettings")
+        assert update.variables["input"][SECURE] is False
+        cfg = example(double)
+        cfg["gateway"]["agent_platform_secure"] = True  # a gateway behind TLS
+        code, out = run(cfg)
+        assert code == 0, out
+        assert duo[SECURE] is True and f"{SECURE} False -> True" in out
+        double.reset_log()
+        code, out = run(cfg)
+        assert code == 0 and "no changes" in out and double.writes == 0
+        # Without an agent platform URL and without the key, the setting is left alone.
+        cfg = example(double)
+        del cfg["gateway"]["agent_platform_url"]
+        code, out = run(cfg)
+        assert code == 0 and "no changes" in out and duo[SECURE] is True
+        assert double.invalid_documents == []
+
+
+@pytest.mark.parametrize("version", [V17, V18])
+def test_agent_platform_tls_is_reported_where_gitlab_lacks_the_setting(
+    run: Runner, version: str
+) -> None:
+    with gitlab_double(version) as double:
+        cfg = example(double)
+        cfg["gateway"]["agent_platform_secure"] = False
+        code, out = run(cfg)
+        assert code == 0, out
+        warning = (
+            f"warning: gateway setting {SECURE} (gateway.agent_platform_secure) skipped: "
+            f"GitLab {version} has no API for it"
+        )
+        assert warning in out and "DUO_AGENT_PLATFORM_SERVICE_SECURE" in out
+        for entry in double.log:
+            assert SECURE not in entry.document  # neither read nor sent
+        assert double.instance.duo[SECURE] is True  # untouched
+        double.reset_log()
+        code, out = run(cfg)
+        assert code == 0 and "no changes" in out and warning in out and double.writes == 0
+        assert double.invalid_documents == []
 
 
 def test_gitlab_older_than_17_9_is_refused(run: Runner) -> None:
@@ -284,7 +491,15 @@ INVALID = [
     ("gateway.agent_platform_url", "grpc://10.0.2.10:50052", "without a scheme"),
     ("models.0.family", "mistralai", "valid values: claude_3, codegemma"),
     ("models.0.endpoint", "http://10.0.3.10:11434", "must end in /v1 for a custom_openai"),
-    ("models.0.identifier", "openai/mistral", "platform one of custom_openai, bedrock, azure"),
+    (
+        "models.0.identifier",
+        "openai/mistral",
+        "platform one of custom_openai, bedrock, vertex_ai, azure",
+    ),
+    ("models.0.provider", "ollama", "unknown provider 'ollama'; valid values: api, bedrock"),
+    ("models.0.provider", "bedrock", "provider bedrock does not match identifier"),
+    ("models.0.endpoint", KeyError, "endpoint is required for provider api"),
+    ("gateway.agent_platform_secure", "maybe", "Input should be a valid boolean"),
     ("models.0.api_key", "secret", "models[0].api_key: unknown key"),
     ("models.0.name", KeyError, "models[0].name: required key is missing"),
     ("features.duo_chat", "no-such-model", "'no-such-model' is not a model name"),
@@ -376,30 +591,38 @@ def test_graphql_payload_errors_name_the_object_and_stop(gitlab: GitLabDouble, r
     assert code == 0 and gitlab.instance.seats == {1}
 
 
-def test_transient_errors_are_retried(gitlab: GitLabDouble, run: Runner) -> None:
+def test_transient_errors_are_retried(
+    gitlab: GitLabDouble, run: Runner, backoff: list[float]
+) -> None:
     gitlab.fail_next = [502, 503, 500]
     code, out = run(example(gitlab))
     assert code == 0, out
     assert gitlab.instance.seats == {1}
+    assert len(backoff) >= 3
 
 
-def test_persistent_server_errors_are_reported(gitlab: GitLabDouble, run: Runner) -> None:
+def test_persistent_server_errors_are_reported(
+    gitlab: GitLabDouble, run: Runner, backoff: list[float]
+) -> None:
     gitlab.fail_next = [502] * 50
     code, out = run(example(gitlab))
     assert code == 1
     assert "HTTP 502" in out and "Traceback" not in out
+    assert backoff == sorted(backoff) and len(backoff) >= 5  # growing pauses, then it gives up
 
 
-def test_unreachable_gitlab_is_reported(run: Runner) -> None:
-    with gitlab_double() as double:
+def test_unreachable_gitlab_is_reported(run: Runner, version: str, backoff: list[float]) -> None:
+    with gitlab_double(version) as double:
         cfg = example(double)
     code, out = run(cfg)
     assert code == 1
     assert "cannot reach GitLab at" in out and "--gitlab-url" in out
 
 
-def test_private_ca_needs_the_ca_file(run: Runner, tmp_path: Path) -> None:
-    with gitlab_double(tls_dir=tmp_path) as double:
+def test_private_ca_needs_the_ca_file(
+    run: Runner, tmp_path: Path, version: str, backoff: list[float]
+) -> None:
+    with gitlab_double(version, tls_dir=tmp_path) as double:
         code, out = run(example(double))
         assert code == 1
         assert "TLS verification failed" in out and "--ca-file" in out
@@ -462,7 +685,6 @@ def unchanged_fresh_instance(double: GitLabDouble) -> bool:
     )
 
 
-@pytest.mark.parametrize("version", ["18.9.0-ee", "17.9.3-ee"])
 def test_activation_code_licenses_a_fresh_instance_then_configures_it(
     run: Runner, code_file: Path, version: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -493,7 +715,11 @@ def test_activation_code_licenses_a_fresh_instance_then_configures_it(
 
 
 def test_activation_code_from_the_flag_or_the_environment(
-    gitlab: GitLabDouble, run: Runner, code_file: Path, monkeypatch: pytest.MonkeyPatch
+    gitlab: GitLabDouble,
+    run: Runner,
+    code_file: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    version: str,
 ) -> None:
     gitlab.instance.remove_license()
     code, out = run(example(gitlab), "--activation-code-file", str(code_file), "--json")
@@ -505,7 +731,7 @@ def test_activation_code_from_the_flag_or_the_environment(
         "action": "activate",
         "details": {"code_from": f"--activation-code-file {code_file}", "current": "no license"},
     }
-    with gitlab_double() as other:
+    with gitlab_double(version) as other:
         other.instance.remove_license()
         monkeypatch.setenv("GITLAB_ACTIVATION_CODE", ACTIVATION_CODE)
         code, out = run(example(other))

@@ -7,7 +7,7 @@ import pytest
 from tests.benchmarks.configure_requests import NOOP_REQUEST_BUDGET, measure, report
 
 
-@pytest.mark.parametrize("version", ["18.9.0-ee", "17.9.3-ee"])
+@pytest.mark.parametrize("version", ["19.4.1-ee", "18.9.0-ee", "17.9.3-ee"])
 def test_request_counts(version: str, capsys: pytest.CaptureFixture[str]) -> None:
     first, second = measure(version)
     with capsys.disabled():

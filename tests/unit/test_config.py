@@ -57,12 +57,73 @@ def test_family_is_case_insensitive_and_defaults_apply() -> None:
 
 @pytest.mark.parametrize(
     "identifier",
-    ["bedrock/mistral.mixtral-8x7b-instruct-v0:1", "azure/gpt-35-turbo"],
+    [
+        "bedrock/mistral.mixtral-8x7b-instruct-v0:1",
+        "azure/gpt-35-turbo",
+        "vertex_ai/codestral-2501",
+    ],
 )
-def test_bedrock_and_azure_identifiers_need_no_v1(identifier: str) -> None:
+def test_identifiers_other_than_custom_openai_need_no_v1(identifier: str) -> None:
     data = minimal()
     data["models"][0].update(identifier=identifier, endpoint="https://bedrock.example.com")
     assert parse_config(data).models[0].identifier == identifier
+
+
+@pytest.mark.parametrize(
+    ("identifier", "endpoint", "provider"),
+    [
+        ("custom_openai/mistral:instruct", "http://10.0.3.10:11434/v1", "API"),
+        ("azure/gpt-35-turbo", "https://azure.example.com", "API"),
+        (None, "http://10.0.3.10:8000/v1", "API"),
+        ("bedrock/mistral.mixtral-8x7b-instruct-v0:1", None, "BEDROCK"),
+        ("vertex_ai/gemini-2.5-pro", None, "VERTEX_AI"),
+    ],
+)
+def test_provider_defaults_to_what_the_identifier_means(
+    identifier: str | None, endpoint: str | None, provider: str
+) -> None:
+    data = minimal()
+    data["models"][0].update(identifier=identifier, endpoint=endpoint)
+    model = parse_config(data).models[0]
+    assert model.provider == provider and model.provider_value() == provider
+
+
+def test_explicit_provider_is_validated() -> None:
+    data = minimal()
+    data["models"][0].update(identifier="azure/gpt-4o", provider="Vertex_AI", endpoint=None)
+    assert parse_config(data).models[0].provider == "VERTEX_AI"  # azure/ does not pin one
+    data["models"][0]["provider"] = "openai"
+    assert problems(data) == [
+        "models[0].provider: unknown provider 'openai'; valid values: api, bedrock, vertex_ai"
+    ]
+    data["models"][0].update(identifier="bedrock/amazon.nova-pro-v1:0", provider="api")
+    assert problems(data) == [
+        "models[0]: provider api does not match identifier 'bedrock/amazon.nova-pro-v1:0', "
+        "whose platform means provider bedrock (leave provider out to use it)"
+    ]
+
+
+def test_only_bedrock_and_vertex_models_may_omit_the_endpoint() -> None:
+    data = minimal()
+    del data["models"][0]["endpoint"]
+    [problem] = problems(data)
+    assert problem.startswith("models[0]: endpoint is required for provider api")
+    data["models"][0].update(identifier=None, provider="bedrock")
+    assert parse_config(data).models[0].endpoint is None
+
+
+@pytest.mark.parametrize(
+    ("gateway", "tls"),
+    [
+        ({}, None),  # no agent platform: not managed
+        ({"agent_platform_url": "10.0.2.10:50052"}, False),  # the bundle's plain gRPC port
+        ({"agent_platform_url": "dap.example.com:443", "agent_platform_secure": True}, True),
+        ({"agent_platform_secure": False}, False),
+    ],
+)
+def test_agent_platform_secure(gateway: dict[str, Any], tls: bool | None) -> None:
+    cfg = parse_config(minimal(gateway={"url": "http://10.0.2.10:5052", **gateway}))
+    assert cfg.gateway.agent_platform_tls() is tls
 
 
 def test_trailing_slash_after_v1_is_accepted() -> None:
