@@ -50,7 +50,7 @@ destroy-aws: $(STAMP) ## Tear down the AWS deployment
 destroy-gcp: $(STAMP) ## Tear down the Google Cloud deployment
 	$(BIN)/duoctl destroy gcp $(ARGS)
 
-verify: $(STAMP) ## Verify a deployment (INVENTORY=inventory/aws.yml by default)
+verify: $(STAMP) ## Verify a deployment (INVENTORY=.deploy/aws/inventory.yml by default)
 	$(BIN)/duoctl verify $(if $(INVENTORY),--inventory $(INVENTORY)) $(ARGS)
 
 deploy-hosts: $(STAMP) ## Bring-your-own hosts: ansible, configure and verify (INVENTORY=...)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import struct
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -144,6 +144,3 @@ def changed_key_message(name: str, known_hosts: Path) -> DuoctlError:
         "before going on",
         exit_code=1,
     )
-
-
-KeySource = Callable[[], list[HostKey]]

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from duoctl import terraform
-from duoctl.inventory import render_inventory
+from duoctl.deployment import Deployment
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -56,14 +56,14 @@ def _saved_outputs(tmp_path: Path) -> Path:
 
 
 def test_from_json_to_ansible(tmp_path: Path) -> None:
-    inventory = tmp_path / "gcp.yml"
-    result = _duoctl(
-        "gcp", "--from-json", str(_saved_outputs(tmp_path)), "--output", str(inventory)
-    )
+    folder = tmp_path / ".deploy" / "lab"
+    args = ("--from-json", str(_saved_outputs(tmp_path)), "--name", "lab")
+    result = _duoctl("gcp", *args, "--deploy-dir", str(tmp_path / ".deploy"))
+    inventory = folder / "inventory.yml"
     assert result.returncode == 0, result.stderr
     assert f"{inventory}: written" in result.stdout
     assert "gitlab.example.org. 300 IN A 198.51.100.20" in result.stdout, "tell the DNS record"
-    again = _duoctl("gcp", "--from-json", str(_saved_outputs(tmp_path)), "--output", str(inventory))
+    again = _duoctl("gcp", *args, "--deploy-dir", str(tmp_path / ".deploy"))
     assert f"{inventory}: unchanged" in again.stdout
 
     data = _ansible_list(inventory)
@@ -71,23 +71,27 @@ def test_from_json_to_ansible(tmp_path: Path) -> None:
     hostvars = data["_meta"]["hostvars"]
     assert hostvars["gitlab-vm"]["ansible_host"] == "198.51.100.20"
     assert hostvars["ollama-vm"]["ansible_host"] == "10.0.1.4"
-    assert hostvars["gateway-vm"]["ansible_ssh_common_args"] == (
-        "-o ProxyJump=ubuntu@198.51.100.20 -o StrictHostKeyChecking=accept-new"
-    )
+    # Every SSH connection reads the deployment's ssh_config: known_hosts and the jump host.
+    assert hostvars["gateway-vm"]["ansible_ssh_common_args"] == f"-F {folder / 'ssh_config'}"
+    assert "ProxyJump gitlab-vm" in (folder / "ssh_config").read_text()
     assert hostvars["gateway-vm"]["ollama_endpoint"] == "http://10.0.1.4:11434/v1"
     assert hostvars["gitlab-vm"]["duo_cloud"] == "gcp"
 
 
 def test_bad_input_exits_2_with_the_fix(tmp_path: Path) -> None:
     saved = tmp_path / "outputs.json"
-    saved.write_text(json.dumps({k: v for k, v in OUTPUTS.items() if k != "gitlab_url"}))
-    result = _duoctl("gcp", "--from-json", str(saved), "--output", str(tmp_path / "x.yml"))
+    saved.write_text(json.dumps({**OUTPUTS, "gitlab_domain": "{{ lookup('pipe', 'id') }}"}))
+    deploy_dir = str(tmp_path / ".deploy")
+    result = _duoctl("gcp", "--from-json", str(saved), "--deploy-dir", deploy_dir)
     assert result.returncode == 2
-    assert "gitlab_url" in result.stderr
-    assert "terraform -chdir=terraform/gcp apply" in result.stderr
-    assert not (tmp_path / "x.yml").exists()
-    missing = _duoctl("aws", "--from-json", str(tmp_path / "nope.json"))
-    assert missing.returncode == 2 and "does not exist" in missing.stderr
+    assert "gitlab_domain" in result.stderr and "not a host name" in result.stderr
+    assert "fix: apply the configuration again" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / ".deploy" / "gcp" / "inventory.yml").exists()
+    missing = _duoctl("aws", "--from-json", str(tmp_path / "nope.json"), "--deploy-dir", deploy_dir)
+    assert missing.returncode == 2 and "No such file" in missing.stderr
+    nothing = _duoctl("aws", "--deploy-dir", deploy_dir)
+    assert nothing.returncode == 2 and "has no Terraform working directory yet" in nothing.stderr
 
 
 def test_hosts_example_is_a_valid_inventory() -> None:
@@ -123,7 +127,7 @@ def test_terraform_calls_for_real(tmp_path: Path) -> None:
     terraform.apply(tmp_path, {"ip": "10.0.2.8"})
     outputs = terraform.outputs(tmp_path)
     assert outputs["ollama_private_ip"] == "10.0.2.8"
-    assert "http://10.0.2.8:11434/v1" in render_inventory(outputs, "aws")
+    assert Deployment.from_outputs(outputs, "aws").ollama_endpoint == "http://10.0.2.8:11434/v1"
     terraform.destroy(tmp_path, {"ip": "10.0.2.8"})
     assert terraform.outputs(tmp_path) == {}
     with pytest.raises(terraform.TerraformError, match="terraform apply failed") as err:

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from duoctl import deploy, settings
+from duoctl.deployment import Deployment
 from duoctl.folder import DeploymentFolder
 from duoctl.pipeline import Context, Progress, StepFailed
 
@@ -52,6 +53,21 @@ def make_settings(tmp_path: Path, **extra: Any) -> settings.DeploySettings:
     return settings.DeploySettings(**{**base, **extra})
 
 
+def remember_deployment(ctx: Context) -> None:
+    """What the terraform step keeps: the deployment its outputs describe."""
+    ctx.data["deployment"] = Deployment.from_outputs(
+        {
+            "gitlab_public_ip": "203.0.113.10",
+            "gitlab_private_ip": "10.0.1.10",
+            "gateway_private_ip": "10.0.2.10",
+            "ollama_private_ip": "10.0.2.11",
+            "gitlab_domain": "gitlab.example.com",
+            "ssh_user": "ubuntu",
+        },
+        "aws",
+    ).model_dump(mode="json")
+
+
 def make_ctx(tmp_path: Path, s: settings.DeploySettings | None) -> tuple[Context, io.StringIO]:
     out = io.StringIO()
     paths = DeploymentFolder(tmp_path / ".deploy" / "aws", tmp_path)
@@ -60,7 +76,7 @@ def make_ctx(tmp_path: Path, s: settings.DeploySettings | None) -> tuple[Context
 
 def test_wait_dns_prints_the_record_and_waits(tmp_path: Path):
     ctx, out = make_ctx(tmp_path, make_settings(tmp_path, domain="gitlab.example.com"))
-    ctx.data.update(gitlab_domain="gitlab.example.com", gitlab_public_ip="203.0.113.10")
+    remember_deployment(ctx)
     answers = iter([set(), {"192.0.2.1"}, {"203.0.113.10"}])
     deploy.WaitDnsStep(resolver=lambda name: next(answers), interval=0.0).run(ctx)
     text = out.getvalue()
@@ -73,7 +89,7 @@ def test_wait_dns_prints_the_record_and_waits(tmp_path: Path):
 
 def test_wait_dns_times_out_with_the_record_to_fix(tmp_path: Path):
     ctx, _ = make_ctx(tmp_path, make_settings(tmp_path, domain="gitlab.example.com"))
-    ctx.data.update(gitlab_domain="gitlab.example.com", gitlab_public_ip="203.0.113.10")
+    remember_deployment(ctx)
     step = deploy.WaitDnsStep(resolver=lambda name: {"192.0.2.1"}, timeout=0.0, interval=0.0)
     with pytest.raises(StepFailed, match=r"gives 192\.0\.2\.1.*`gitlab\.example\.com\. 300 IN A"):
         step.run(ctx)
@@ -91,7 +107,7 @@ def test_wait_dns_is_skipped_without_lets_encrypt(tmp_path: Path):
 def test_managed_zone_does_not_ask_for_a_record(tmp_path: Path):
     s = make_settings(tmp_path, domain="gitlab.example.com", managed_zone="Z0123456789")
     ctx, out = make_ctx(tmp_path, s)
-    ctx.data.update(gitlab_domain="gitlab.example.com", gitlab_public_ip="203.0.113.10")
+    remember_deployment(ctx)
     deploy.WaitDnsStep(resolver=lambda name: {"203.0.113.10"}).run(ctx)
     assert "Create this DNS record" not in out.getvalue()
 

@@ -20,7 +20,7 @@ from duoctl.deploy.commands import deploy_main, destroy_main, load_settings, pre
 from duoctl.deploy.playbooks import PlaybookStep, ansible_failures, tool_path
 from duoctl.deploy.steps import CLOUD_STEPS, HOSTS_STEPS, cloud_steps, hosts_steps
 from duoctl.deploy.verify_step import VerifyStep
-from duoctl.deploy.wait import WaitDnsStep, WaitSshStep, probe_ssh
+from duoctl.deploy.wait import WaitDnsStep, WaitSshStep, cloud_host_keys, probe_ssh
 
 __all__ = [
     "CLOUD_STEPS",
@@ -33,6 +33,7 @@ __all__ = [
     "WaitDnsStep",
     "WaitSshStep",
     "ansible_failures",
+    "cloud_host_keys",
     "cloud_steps",
     "deploy_main",
     "destroy_main",

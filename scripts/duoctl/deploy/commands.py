@@ -129,6 +129,11 @@ def deploy_main(
             inputs: dict[str, Any] = {"inventory": str(inventory), "digest": file_digest(inventory)}
             activation = activation_code_path(getattr(args, "activation_code_file", None))
         else:
+            if getattr(args, "inventory", None):
+                raise SettingsError(
+                    f"--inventory is for deploy hosts; deploy {args.cloud} writes its own",
+                    "leave it out: the inventory is <deploy-dir>/<name>/inventory.yml",
+                )
             folder = folder_of(args)
             settings = load_settings(args, folder, detect)
             settings.check_files()

@@ -8,7 +8,7 @@ from typing import Any
 from duoctl.deploy.cloud import InventoryStep, PreflightStep, TerraformStep
 from duoctl.deploy.playbooks import PlaybookStep, tool_path
 from duoctl.deploy.verify_step import VerifyStep
-from duoctl.deploy.wait import WaitDnsStep, WaitSshStep
+from duoctl.deploy.wait import WaitDnsStep, WaitSshStep, cloud_host_keys
 from duoctl.pipeline import Step
 from duoctl.settings import DeploySettings, activation_code_path, private_key_of
 
@@ -31,7 +31,10 @@ def cloud_steps(settings: DeploySettings) -> list[Step]:
         PreflightStep(),
         TerraformStep(),
         InventoryStep(),
-        WaitSshStep(key_file=private),
+        WaitSshStep(
+            key_file=private,
+            host_keys=cloud_host_keys(settings.cloud, settings.region, settings.project),
+        ),
         WaitDnsStep(),
         PlaybookStep(
             "site",

@@ -7,15 +7,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from duoctl import ssh
 from duoctl.deploy.state import deployment_of
-from duoctl.deployment import Host
+from duoctl.deployment import Deployment, Host
 from duoctl.errors import DuoctlError
-from duoctl.hostkeys import HostKey, KnownHosts, known_hosts_name
+from duoctl.hostkeys import HostKey, KnownHosts, aws_host_keys, gcp_host_keys, known_hosts_name
 from duoctl.pipeline import Context, StepFailed
 
-HostKeySource = Callable[[Host], list[HostKey]]
+HostKeySource = Callable[[Deployment, Host], list[HostKey]]
 Probe = Callable[[Host, "Host | None", "str | None", float, Path], None]
 
 
@@ -55,12 +56,14 @@ class WaitSshStep:
     probe: Probe = probe_ssh
     name: str = "wait_ssh"
 
-    def _cloud_keys(self, host: Host, known: KnownHosts, ctx: Context) -> str | None:
+    def _cloud_keys(
+        self, deployment: Deployment, host: Host, known: KnownHosts, ctx: Context
+    ) -> str | None:
         """Pin what the cloud reports for `host`; the reason to wait, or None to go on."""
         if self.host_keys is None or not host.instance:
             return None
         try:
-            keys = self.host_keys(host)
+            keys = self.host_keys(deployment, host)
         except Exception as exc:  # the API not answering yet is "not yet"
             keys, reason = [], f"cannot read its host keys from the cloud ({exc})"
         else:
@@ -84,7 +87,7 @@ class WaitSshStep:
         while pending:
             for name, host in list(pending.items()):
                 if name not in cloud_pinned:
-                    reason = self._cloud_keys(host, known, ctx)
+                    reason = self._cloud_keys(deployment, host, known, ctx)
                     if reason and time.monotonic() - started < self.cloud_keys_grace:
                         errors[name] = reason
                         continue
@@ -138,9 +141,8 @@ class WaitDnsStep:
         if settings is not None and not settings.letsencrypt:
             ctx.progress.output("Let's Encrypt is off: no DNS wait")
             return
-        domain, ip = ctx.data.get("gitlab_domain"), ctx.data.get("gitlab_public_ip")
-        if not domain or not ip:
-            raise StepFailed("the GitLab domain or public IP is unknown; run the inventory step")
+        deployment = deployment_of(ctx)
+        domain, ip = deployment.domain, deployment.gitlab.public_ip or deployment.gitlab.address
         if settings is None or settings.domain_plan() == "user_record":
             ctx.progress.note(
                 f"Create this DNS record now (the deploy waits for it): {domain}. 300 IN A {ip}"
@@ -160,3 +162,26 @@ class WaitDnsStep:
                 )
             ctx.progress.output(f"{domain} -> {', '.join(sorted(found)) or 'no answer'}; waiting")
             time.sleep(self.interval)
+
+
+def cloud_host_keys(cloud: str, region: str, project: str | None) -> HostKeySource:
+    """Where the cloud reports its VMs' host keys: EC2 console output, or GCE guest attributes.
+    The API client is made on first use."""
+    clients: dict[str, Any] = {}
+
+    def aws(deployment: Deployment, host: Host) -> list[HostKey]:
+        import boto3  # type: ignore[import-untyped]
+
+        if "ec2" not in clients:
+            clients["ec2"] = boto3.client("ec2", region_name=region)
+        return aws_host_keys(clients["ec2"], str(host.instance))
+
+    def gcp(deployment: Deployment, host: Host) -> list[HostKey]:
+        from google.cloud import compute_v1
+
+        if "gce" not in clients:
+            clients["gce"] = compute_v1.InstancesClient()
+        zone = deployment.zone or ""
+        return gcp_host_keys(clients["gce"], str(project), zone, str(host.instance))
+
+    return aws if cloud == "aws" else gcp
