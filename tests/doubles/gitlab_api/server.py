@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from graphql import GraphQLError, OperationType, graphql_sync, parse, validate
+from graphql import GraphQLError, OperationType, execute_sync, parse, validate
 from graphql.error import GraphQLSyntaxError
 
 from .instance import (
@@ -122,10 +122,10 @@ class GitLabDouble:
             self.invalid_documents.append("; ".join(p.message for p in problems) + "\n" + query)
             return {"errors": [{"message": p.message} for p in problems]}
         root = Resolvers(self.instance, admin).root(kind)
-        with self._lock:
-            result = graphql_sync(
+        with self._lock:  # the document is parsed and validated above: execute it only
+            result = execute_sync(
                 schema,
-                query,
+                document,
                 root_value=root,
                 variable_values=body.get("variables"),
                 operation_name=body.get("operationName"),
