@@ -87,7 +87,7 @@ def test_reconfigured_once_across_two_runs(host: Any, expected: Expected) -> Non
     log = calls(host)
     assert log.count("gitlab-ctl reconfigure") == 1
     assert log.count("gitlab-rake gitlab:license:load") == (1 if expected.license else 0)
-    assert log.count("gitlab-rails runner /etc/gitlab/duo/admin_token.rb") == 2
+    assert log.count("gitlab-rails runner /usr/local/lib/duo-gitlab/admin_token.rb") == 2
 
 
 def test_readiness_over_https_with_the_ca(host: Any, expected: Expected) -> None:

@@ -14,6 +14,9 @@ Contract followed (the parts the deployment roles rely on):
   certificate and redirects HTTP on 80 to it; `/-/readiness`, `/-/liveness`, `/-/health`
   answer 200 only to the monitoring allowlist (loopback), 404 to others, as GitLab does;
   `/` redirects to `/users/sign_in` (200);
+- `gitlab-ctl reconfigure` creates the `git` user, as Omnibus does; `gitlab-rails` runs Rails
+  as that user (chpst -u git:git), so `gitlab-rails runner <file>` needs a file that `git` can
+  read: one it cannot see is taken for Ruby code, as Rails' runner does, and fails;
 - `gitlab-rails runner <script>` for the personal access token script: inputs and output
   follow the role's script (environment DUO_TOKEN_USER, DUO_TOKEN_NAME,
   DUO_TOKEN_EXPIRES_IN_DAYS, DUO_TOKEN_MIN_VALID_DAYS, DUO_TOKEN_CURRENT; one JSON line
@@ -31,6 +34,7 @@ import http.server
 import ipaddress
 import json
 import os
+import pwd
 import re
 import ssl
 import subprocess
@@ -46,6 +50,7 @@ TOKENS = STATE_DIR / "tokens.json"
 CALLS_LOG = Path("/var/log/gitlab/standin/calls.log")
 ENV_DIR = Path("/opt/gitlab/etc/gitlab-rails/env")
 WEB_UNIT = "gitlab-runsvdir"
+GIT_USER = "git"  # Omnibus' user for Rails (gitlab_rails['user'] default)
 
 
 def record(command: str, args: list[str]) -> None:
@@ -78,9 +83,18 @@ def parse_gitlab_rb(text: str) -> dict[str, object]:
     return {"external_url": url, "letsencrypt": letsencrypt, "cert": cert, "key": key, "env": env}
 
 
+def ensure_git_user() -> None:
+    try:
+        pwd.getpwnam(GIT_USER)
+    except KeyError:
+        home = ["--home-dir", "/var/opt/gitlab", "--no-create-home", "--shell", "/bin/sh"]
+        subprocess.run(["useradd", "--system", "--user-group", *home, GIT_USER], check=True)
+
+
 def reconfigure() -> int:
     if not GITLAB_RB.exists():
         return fail(f"{GITLAB_RB} is missing")
+    ensure_git_user()
     settings = parse_gitlab_rb(GITLAB_RB.read_text())
     url = settings["external_url"]
     if not isinstance(url, str):
@@ -171,13 +185,34 @@ def personal_access_token() -> int:
     return 0
 
 
+def _git_can(test: str, path: str) -> bool:
+    """`test <test> <path>` as the git user: the file as Rails (chpst -u git:git) sees it."""
+    command = ["setpriv", f"--reuid={GIT_USER}", f"--regid={GIT_USER}", "--init-groups"]
+    return subprocess.run([*command, "test", test, path], check=False).returncode == 0
+
+
 def gitlab_rails(args: list[str]) -> int:
     record("gitlab-rails", args)
     if not args or args[0] != "runner":
         return 0
+    try:
+        pwd.getpwnam(GIT_USER)
+    except KeyError:
+        return fail(f"chpst: fatal: unknown user/group: {GIT_USER}:{GIT_USER}")
     rest = [a for a in args[1:] if a not in ("-e", "production")]
     script = rest[0] if rest else ""
-    code = Path(script).read_text() if script and Path(script).is_file() else script
+    # Rails' runner loads the argument when it names a file it sees, else evaluates it as code.
+    if script and _git_can("-e", script):
+        if not _git_can("-r", script):
+            return fail(f"cannot load such file -- {script} (LoadError)")
+        code = Path(script).read_text()
+    elif re.fullmatch(r"/\S+\.rb", script):
+        return fail(
+            "Please specify a valid ruby command or the path of a script to run.\n"
+            "Run 'bin/rails runner -h' for help."
+        )
+    else:
+        code = script
     if "personal_access_tokens" in code:
         return personal_access_token()
     return 0
