@@ -17,11 +17,12 @@ Contract followed (the parts the deployment roles rely on):
 - `gitlab-ctl reconfigure` creates the `git` user, as Omnibus does; `gitlab-rails` runs Rails
   as that user (chpst -u git:git), so `gitlab-rails runner <file>` needs a file that `git` can
   read: one it cannot see is taken for Ruby code, as Rails' runner does, and fails;
-- `gitlab-rails runner <script>` for the personal access token script: inputs and output
-  follow the role's script (environment DUO_TOKEN_USER, DUO_TOKEN_NAME,
-  DUO_TOKEN_EXPIRES_IN_DAYS, DUO_TOKEN_MIN_VALID_DAYS, DUO_TOKEN_CURRENT; one JSON line
-  {"status": "exists"} when the held token is still valid, else the old one is revoked and
-  {"status": "created", "token": ...} is printed);
+- `gitlab-rails runner <script>` for the personal access token script follows the role's
+  script (ansible/roles/gitlab/files/admin_token.rb): one JSON document on standard input
+  ({"user", "name", "expires_in_days", "min_valid_days", "current": the held token or ""}),
+  one JSON line out: {"status": "exists"} when the held token is still valid, else the old
+  ones are revoked and {"status": "created", "token": ...} is printed; {"status": "error",
+  "message": ...} and exit 1 for bad input (never quoted) or an unknown user;
 - `gitlab-rake gitlab:license:load` needs the license file (GITLAB_LICENSE_FILE or
   /etc/gitlab/Gitlab.gitlab-license).
 """
@@ -36,6 +37,7 @@ import json
 import os
 import pwd
 import re
+import secrets
 import ssl
 import subprocess
 import sys
@@ -151,28 +153,57 @@ def _load_tokens() -> dict[str, dict[str, object]]:
     return json.loads(TOKENS.read_text()) if TOKENS.exists() else {}
 
 
+def _finish(status: str, **fields: object) -> int:
+    print(json.dumps({"status": status, **fields}))
+    return 1 if status == "error" else 0
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
 def personal_access_token() -> int:
-    """Emulates the role's token script against a small token table."""
-    user = os.environ["DUO_TOKEN_USER"]
-    name = os.environ["DUO_TOKEN_NAME"]
+    """The role's token script (files/admin_token.rb) against a small token table: the same
+    input on standard input, the same checks, the same output."""
+    try:
+        request = json.loads(sys.stdin.read())
+    except ValueError:  # its message quotes the input, which holds a token
+        return _finish("error", message="standard input is not a JSON document")
+    if not isinstance(request, dict):
+        return _finish("error", message="standard input is not a JSON object")
+    required = ("user", "name", "expires_in_days", "min_valid_days")
+    missing = [key for key in required if key not in request]
+    if missing:
+        return _finish("error", message=f"missing input: {', '.join(missing)}")
+    days = {}
+    for key in ("min_valid_days", "expires_in_days"):
+        try:
+            days[key] = int(str(request[key]), 10)
+        except ValueError:
+            return _finish("error", message=f"{key} is not a whole number of days")
+    user = str(request["user"])
+    name = str(request["name"])
     today = datetime.date.today()
-    min_valid = today + datetime.timedelta(days=int(os.environ["DUO_TOKEN_MIN_VALID_DAYS"]))
-    current = os.environ.get("DUO_TOKEN_CURRENT", "")
+    min_valid = today + datetime.timedelta(days=days["min_valid_days"])
+    expires_at = today + datetime.timedelta(days=days["expires_in_days"])
+    current = str(request.get("current") or "").strip()
+    if user != "root":  # the only user, an administrator
+        return _finish("error", message=f"user {user} not found")
     tokens = _load_tokens()
-    if user != "root":
-        print(json.dumps({"status": "error", "message": f"user {user} not found"}))
-        return 1
-    held = tokens.get(hashlib.sha256(current.encode()).hexdigest()) if current else None
-    if held and not held["revoked"] and str(held["expires_at"]) > min_valid.isoformat():
-        print(json.dumps({"status": "exists", "expires_at": held["expires_at"]}))
-        return 0
+    held = tokens.get(_digest(current)) if current else None
+    if (
+        held
+        and held["user"] == user
+        and not held["revoked"]
+        and "api" in held["scopes"]
+        and str(held["expires_at"]) > min_valid.isoformat()
+    ):
+        return _finish("exists", expires_at=held["expires_at"])
     for entry in tokens.values():
-        if entry["name"] == name:
+        if entry["user"] == user and entry["name"] == name:
             entry["revoked"] = True
-    serial = len(tokens) + 1
-    token = "glpat-" + hashlib.sha256(f"{name}-{serial}".encode()).hexdigest()[:20]
-    expires_at = today + datetime.timedelta(days=int(os.environ["DUO_TOKEN_EXPIRES_IN_DAYS"]))
-    tokens[hashlib.sha256(token.encode()).hexdigest()] = {
+    token = "glpat-" + secrets.token_urlsafe(15)
+    tokens[_digest(token)] = {
         "name": name,
         "user": user,
         "scopes": ["api"],
@@ -181,8 +212,7 @@ def personal_access_token() -> int:
     }
     STATE_DIR.mkdir(parents=True, exist_ok=True)
     TOKENS.write_text(json.dumps(tokens, indent=2))
-    print(json.dumps({"status": "created", "token": token, "expires_at": expires_at.isoformat()}))
-    return 0
+    return _finish("created", token=token, expires_at=expires_at.isoformat())
 
 
 def _git_can(test: str, path: str) -> bool:
