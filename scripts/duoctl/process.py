@@ -1,0 +1,151 @@
+"""Run a tool (terraform, ansible-playbook) with its output streamed, and stop it cleanly.
+
+`run` starts the tool in its own session, so a terminal's Ctrl-C reaches duoctl only. While
+the tool runs, the first SIGINT, SIGTERM or SIGHUP that duoctl receives is forwarded to the
+tool once, as SIGINT: Terraform's graceful stop (it finishes the API calls in flight, writes
+its state and releases its lock) and ansible-playbook's user interrupt. Further signals are
+only acknowledged, never forwarded: a second SIGINT would make Terraform exit at once, which
+is what leaves the state empty and the lock behind. The output is read to its end meanwhile
+(a tool whose output pipe is closed dies of SIGPIPE mid-write), then `Interrupted` is raised.
+
+Signal handlers can only be set in the main thread: called from another thread, `run` starts
+the tool in duoctl's session and process group instead, so a terminal's Ctrl-C reaches the
+tool directly, and reads its output to the end all the same.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from queue import SimpleQueue
+from types import FrameType
+
+Sink = Callable[[str], None]
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class Interrupted(KeyboardInterrupt):
+    """duoctl received a stop signal while `tool` ran; the tool was asked to stop and has exited.
+
+    A KeyboardInterrupt, so that code letting Ctrl-C through lets this through as well.
+    """
+
+    def __init__(self, tool: str, signum: int, returncode: int) -> None:
+        self.tool = tool
+        self.signal = signal.Signals(signum)
+        self.returncode = returncode
+        super().__init__(
+            f"{self.signal.name} received: {tool} was asked to stop and exited "
+            f"with code {returncode}"
+        )
+
+
+class _GracefulStop:
+    """The signal handler: forwards the first stop signal as SIGINT, acknowledges the rest.
+
+    It runs between two bytecodes of the main thread, possibly inside the sink, so it never
+    calls the sink: its notes go through the reentrant SimpleQueue the output goes through.
+    """
+
+    def __init__(self, tool: str, items: SimpleQueue[str | None]) -> None:
+        self.tool = tool
+        self.items = items
+        self.proc: subprocess.Popen[str] | None = None
+        self.signum: int | None = None
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        if self.signum is not None:
+            self.items.put(f"still waiting for {self.tool} to stop")
+            return
+        self.signum = signum
+        self.items.put(f"stopping {self.tool} cleanly (it saves its state); wait...")
+        self.forward()
+
+    def forward(self) -> None:
+        if self.proc is not None and self.signum is not None:
+            self.proc.send_signal(signal.SIGINT)  # a no-op once the tool has exited
+
+
+def run(
+    cmd: Sequence[str],
+    sink: Sink,
+    *,
+    cwd: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> int:
+    """Run `cmd`, handing each line of its output and error output (merged, without the line
+    end) to `sink` as it comes; return its exit code.
+
+    Raises OSError when the tool cannot be started, and `Interrupted` once the tool has exited
+    when a stop signal was received while it ran (the sink has then seen all its output).
+    """
+    tool = Path(cmd[0]).name
+    items: SimpleQueue[str | None] = SimpleQueue()
+    if threading.current_thread() is not threading.main_thread():
+        return _drain(_start(cmd, cwd, env, own_session=False), sink, items)
+    stop = _GracefulStop(tool, items)
+    previous = {
+        signum: signal.signal(signum, stop)
+        for signum in STOP_SIGNALS
+        if signal.getsignal(signum) is not signal.SIG_IGN  # nohup, a background job: keep it
+    }
+    try:
+        stop.proc = _start(cmd, cwd, env, own_session=True)
+        stop.forward()  # a signal received while the tool was being started
+        code = _drain(stop.proc, sink, items)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+    if stop.signum is not None:
+        raise Interrupted(tool, stop.signum, code)
+    return code
+
+
+def _start(
+    cmd: Sequence[str], cwd: str | Path | None, env: Mapping[str, str] | None, own_session: bool
+) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        list(cmd),
+        cwd=cwd,
+        env=None if env is None else dict(env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+        start_new_session=own_session,
+    )
+
+
+def _drain(proc: subprocess.Popen[str], sink: Sink, items: SimpleQueue[str | None]) -> int:
+    """Hand every line (and the notes of the signal handler) to `sink`; wait for the exit.
+
+    A thread reads the pipe, so a note shows while the tool is silent. Should the sink fail,
+    the tool is stopped the graceful way too, and its output read to the end before raising.
+    """
+    assert proc.stdout is not None
+    stdout = proc.stdout
+
+    def read() -> None:
+        try:
+            for line in stdout:
+                items.put(line.rstrip("\n"))
+        finally:
+            items.put(None)
+
+    reader = threading.Thread(target=read, name="tool output", daemon=True)
+    reader.start()
+    try:
+        while (item := items.get()) is not None:
+            sink(item)
+    except BaseException:
+        proc.send_signal(signal.SIGINT)
+        raise
+    finally:
+        code = proc.wait()
+        reader.join()
+        stdout.close()
+    return code
