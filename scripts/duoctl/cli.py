@@ -37,13 +37,32 @@ def _add_configure(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     )
     p.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_allow_http(p)
     p.set_defaults(func=_run_configure)
+
+
+def _add_allow_http(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--allow-http",
+        action="store_true",
+        help="send the admin token to a GitLab URL without TLS (http://; labs only)",
+    )
 
 
 def _run_configure(args: argparse.Namespace) -> int:
     from duoctl import configure
 
-    return configure.main(args)
+    options = configure.ConfigureOptions(
+        config=Path(args.config),
+        gitlab_url=args.gitlab_url,
+        token_file=Path(args.token_file) if args.token_file else None,
+        ca_file=args.ca_file,
+        activation_code_file=args.activation_code_file,
+        dry_run=args.dry_run,
+        json=args.json,
+        allow_http=args.allow_http,
+    )
+    return configure.run(options)
 
 
 def _add_deploy_inputs(p: argparse.ArgumentParser) -> None:
@@ -130,8 +149,8 @@ def _add_deploy(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     )
     p.add_argument(
         "--inventory",
-        help="deploy hosts: the inventory of your own three hosts; "
-        "aws/gcp: where to write it (default inventory/<cloud>.yml)",
+        help="deploy hosts: the inventory of your own three hosts (a cloud deployment "
+        "writes its own: <deploy-dir>/<name>/inventory.yml)",
     )
     p.add_argument("--from", dest="from_step", metavar="STEP", help="restart from this step")
     p.set_defaults(func=_run_deploy)
@@ -224,13 +243,30 @@ def _add_verify(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "--skip-completion", action="store_true", help="do not request a code completion"
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_allow_http(p)
     p.set_defaults(func=_run_verify)
 
 
 def _run_verify(args: argparse.Namespace) -> int:
     from duoctl import verify
 
-    return verify.main(args)
+    options = verify.VerifyOptions(
+        inventory=Path(args.inventory) if args.inventory else None,
+        token_file=Path(args.token_file) if args.token_file else None,
+        ca_file=args.ca_file,
+        gitlab_url=args.gitlab_url,
+        ssh_key=args.ssh_key,
+        known_hosts=Path(args.known_hosts) if args.known_hosts else None,
+        user=args.user,
+        timeout=args.timeout,
+        sudo=not args.no_sudo,
+        suite=not args.skip_suite,
+        rake=not args.skip_rake,
+        completion=not args.skip_completion,
+        json=args.json,
+        allow_http=args.allow_http,
+    )
+    return verify.run(options)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -250,7 +286,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse, run, and turn every failure the user can act on into its message and exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        # Name the unknown options only: their values may be secrets (`--token glpat-...`).
+        options = list(dict.fromkeys(w.split("=", 1)[0] for w in unknown if w.startswith("-")))
+        parser.error(
+            "unrecognized arguments: "
+            + (" ".join(options) if options else f"{len(unknown)} unexpected value(s)")
+            + " (values not shown)"
+        )
     try:
         code: int = args.func(args)
     except DuoctlError as exc:

@@ -12,11 +12,14 @@ in output.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from duoctl.config import (
     ACTIVATION_CODE_ENV,
@@ -65,19 +68,44 @@ class InputError(Exception):
     """A problem with the command line or the environment, found before any request."""
 
 
-def resolve_url(args: argparse.Namespace, cfg: DuoConfig) -> str:
-    url = args.gitlab_url or cfg.gitlab.url or os.environ.get("GITLAB_URL")
+def _print(line: str) -> None:
+    print(line, flush=True)
+
+
+@dataclass(frozen=True)
+class ConfigureOptions:
+    """What `duoctl configure` takes: the desired state (a file, or a configuration built in
+    Python by the deploy) and how to reach GitLab."""
+
+    config: Path | DuoConfig
+    gitlab_url: str | None = None
+    token_file: Path | None = None  # None: $GITLAB_TOKEN
+    ca_file: str | None = None
+    activation_code_file: str | None = None
+    dry_run: bool = False
+    json: bool = False
+    allow_http: bool = False  # send the token to a GitLab without TLS (labs only)
+    out: Callable[[str], None] = _print
+
+
+def resolve_url(options: ConfigureOptions, cfg: DuoConfig) -> str:
+    url = options.gitlab_url or cfg.gitlab.url or os.environ.get("GITLAB_URL")
     if not url:
         raise InputError(
             "no GitLab URL: pass --gitlab-url, set gitlab.url in the file, or export GITLAB_URL"
         )
+    if urlsplit(str(url)).scheme != "https" and not options.allow_http:
+        raise InputError(
+            f"{url} is not an https:// URL: the admin token would cross the network in clear. "
+            "Use GitLab's https:// URL, or pass --allow-http for a lab GitLab without TLS"
+        )
     return str(url).rstrip("/")
 
 
-def resolve_token(args: argparse.Namespace) -> str:
-    if args.token_file:
+def resolve_token(options: ConfigureOptions) -> str:
+    if options.token_file:
         try:
-            return read_token_file(args.token_file)
+            return read_token_file(options.token_file)
         except TokenFileError as exc:
             raise InputError(str(exc)) from exc
     token = os.environ.get("GITLAB_TOKEN", "").strip()
@@ -89,12 +117,12 @@ def resolve_token(args: argparse.Namespace) -> str:
     return token
 
 
-def resolve_activation_code(args: argparse.Namespace, cfg: DuoConfig) -> ActivationCode | None:
+def resolve_activation_code(options: ConfigureOptions, cfg: DuoConfig) -> ActivationCode | None:
     """--activation-code-file, else license.activation_code_file, else $GITLAB_ACTIVATION_CODE.
 
     Read and checked before any request, like the token; None when none is given.
     """
-    path = getattr(args, "activation_code_file", None)
+    path = options.activation_code_file
     try:
         if path:
             return ActivationCode(read_activation_code_file(path), f"--activation-code-file {path}")
@@ -168,9 +196,9 @@ def _report(url: str, version: str, plan: Plan, dry_run: bool) -> dict[str, Any]
     }
 
 
-def _fail(message: str, as_json: bool, code: int) -> int:
-    if as_json:
-        print(json.dumps({"error": message}, indent=2))
+def _fail(message: str, options: ConfigureOptions, code: int) -> int:
+    if options.json:
+        options.out(json.dumps({"error": message}, indent=2))
     else:
         print(f"error: {message}", file=sys.stderr)
     return code
@@ -201,20 +229,23 @@ def _reread(client: GitLabClient) -> tuple[dict[str, Any], Capabilities]:
     return settings, caps
 
 
-def run(args: argparse.Namespace) -> int:
+def run(options: ConfigureOptions) -> int:
+    """`duoctl configure`: exit 0 when GitLab matches (or would), 1 on failure, 2 bad input."""
     try:
-        cfg = load_config(args.config)
+        cfg = (
+            options.config if isinstance(options.config, DuoConfig) else load_config(options.config)
+        )
         for model in cfg.models:
             model.api_key()  # an unset variable or unreadable file is bad input: stop here
-        code = resolve_activation_code(args, cfg)
-        url = resolve_url(args, cfg)
-        token = resolve_token(args)
+        code = resolve_activation_code(options, cfg)
+        url = resolve_url(options, cfg)
+        token = resolve_token(options)
     except ConfigError as exc:
-        return _fail(exc.render(), args.json, EXIT_BAD_INPUT)
+        return _fail(exc.render(), options, EXIT_BAD_INPUT)
     except InputError as exc:
-        return _fail(str(exc), args.json, EXIT_BAD_INPUT)
+        return _fail(str(exc), options, EXIT_BAD_INPUT)
 
-    client = GitLabClient(url, token, ca_file=args.ca_file)
+    client = GitLabClient(url, token, ca_file=options.ca_file)
     activated = False
     try:
         settings = client.application_settings()
@@ -223,11 +254,11 @@ def run(args: argparse.Namespace) -> int:
         if activation is not None:
             early = activation_problems(cfg, caps)
             if early:
-                return _fail(_problems(early, False), args.json, EXIT_FAILED)
-            if args.dry_run:
+                return _fail(_problems(early, False), options, EXIT_FAILED)
+            if options.dry_run:
                 plan = Plan(changes=[activation], warnings=[AFTER_ACTIVATION])
                 report = _report(url, caps.version, plan, dry_run=True)
-                print(json.dumps(report, indent=2) if args.json else render_text(report))
+                options.out(json.dumps(report, indent=2) if options.json else render_text(report))
                 return EXIT_OK
             apply_activation(client, activation)
             activated = True
@@ -235,8 +266,8 @@ def run(args: argparse.Namespace) -> int:
         state = client.state(caps, settings, cfg.seats)
         plan = make_plan(cfg, caps, state)
         if plan.problems:
-            return _fail(_problems(plan.problems, activated), args.json, EXIT_FAILED)
-        if not args.dry_run:
+            return _fail(_problems(plan.problems, activated), options, EXIT_FAILED)
+        if not options.dry_run:
             apply_plan(client, caps, state, plan)
         if activation is not None:
             plan.changes.insert(0, activation)
@@ -246,14 +277,10 @@ def run(args: argparse.Namespace) -> int:
             message = message.replace(code.value, REDACTED)
         if activated and "subscription was activated" not in message:
             message += " (The subscription was activated before this failure; run again.)"
-        return _fail(message, args.json, EXIT_FAILED)
+        return _fail(message, options, EXIT_FAILED)
     finally:
         client.close()
 
-    report = _report(url, caps.version, plan, args.dry_run)
-    print(json.dumps(report, indent=2) if args.json else render_text(report))
+    report = _report(url, caps.version, plan, options.dry_run)
+    options.out(json.dumps(report, indent=2) if options.json else render_text(report))
     return EXIT_OK
-
-
-def main(args: argparse.Namespace) -> int:
-    return run(args)

@@ -147,12 +147,6 @@ def test_gcp_terraform_needs_a_zone(tmp_path: Path):
         deploy.TerraformStep(source=tmp_path).run(ctx)
 
 
-def test_verify_step_without_verify_module(tmp_path: Path):
-    ctx, _ = make_ctx(tmp_path, None)
-    with pytest.raises(StepFailed, match="verify is not available in this version"):
-        deploy.VerifyStep(module="duoctl.not_there").run(ctx)
-
-
 def test_settings_precedence_and_environment(tmp_path: Path):
     key = tmp_path / "id.pub"
     key.write_text(ED25519_KEY)
@@ -210,9 +204,9 @@ def test_terminal_progress_redraws_the_status_line(tmp_path: Path):
 def test_default_step_lists(tmp_path: Path):
     steps = deploy.cloud_steps(make_settings(tmp_path, letsencrypt=False))
     assert [s.name for s in steps] == list(deploy.CLOUD_STEPS)
-    site, duo = (s for s in steps if isinstance(s, deploy.PlaybookStep))
+    [site] = (s for s in steps if isinstance(s, deploy.PlaybookStep))
     assert site.extra_vars == {"gitlab_tls_mode": "selfsigned"}
-    assert duo.extra_vars["duo_duoctl_executable"].endswith("duoctl")
+    assert isinstance(steps[6], deploy.DuoStep) and steps[6].activation_code_file is None
     assert [s.name for s in deploy.hosts_steps()] == list(deploy.HOSTS_STEPS)
     private = tmp_path / "id"
     private.write_text("private")
@@ -224,21 +218,19 @@ def test_default_step_lists(tmp_path: Path):
 def test_verify_step_passes_the_deploy_files(tmp_path: Path):
     ctx, out = make_ctx(tmp_path, None)
     step = deploy.VerifyStep(private_key="/keys/id_ed25519")
-    assert step.argv(ctx) == [
-        "verify",
-        "--inventory",
-        str(ctx.paths.inventory),
-        "--ssh-key",
+    options = step.options(ctx, print)
+    assert (options.inventory, options.ssh_key, options.known_hosts) == (
+        ctx.paths.inventory,
         "/keys/id_ed25519",
-        "--known-hosts",
-        str(ctx.paths.known_hosts),
-    ]
+        ctx.paths.known_hosts,
+    )
+    assert (options.token_file, options.ca_file, options.rake) == (None, None, True)
     ctx.paths.secrets_dir.mkdir(parents=True)
     ctx.paths.admin_token_file.write_text("token")
     (ctx.paths.secrets_dir / "gitlab_ca.crt").write_text("ca")
-    argv = step.argv(ctx)
-    assert argv[argv.index("--token-file") + 1] == str(ctx.paths.admin_token_file)
-    assert argv[argv.index("--ca-file") + 1] == str(ctx.paths.secrets_dir / "gitlab_ca.crt")
+    options = step.options(ctx, print)
+    assert options.token_file == ctx.paths.admin_token_file
+    assert options.ca_file == str(ctx.paths.secrets_dir / "gitlab_ca.crt")
     # The inventory does not exist: duoctl verify refuses, and the step reports it.
     with pytest.raises(StepFailed, match="verification failed"):
         step.run(ctx)
@@ -285,9 +277,9 @@ def test_site_step_passes_the_tls_mode_and_license(tmp_path: Path) -> None:
 ACTIVATION_CODE = "Abcdefghij0123456789WXYZ"
 
 
-def _duo_step(steps: list[Any]) -> deploy.PlaybookStep:
+def _duo_step(steps: list[Any]) -> deploy.DuoStep:
     step = next(s for s in steps if s.name == "duo")
-    assert isinstance(step, deploy.PlaybookStep)
+    assert isinstance(step, deploy.DuoStep)
     return step
 
 
@@ -296,10 +288,9 @@ def test_activation_code_file_reaches_the_duo_step(tmp_path: Path) -> None:
     code.write_text(ACTIVATION_CODE + "\n")
     s = make_settings(tmp_path, activation_code_file=str(code))
     duo = _duo_step(deploy.cloud_steps(s))
-    assert duo.extra_vars["duo_activation_code_file"] == str(code.resolve())
-    assert ACTIVATION_CODE not in str(duo.extra_vars)
-    plain = _duo_step(deploy.cloud_steps(make_settings(tmp_path)))
-    assert "duo_activation_code_file" not in plain.extra_vars
+    assert duo.activation_code_file == str(code.resolve())
+    assert ACTIVATION_CODE not in str(duo)
+    assert _duo_step(deploy.cloud_steps(make_settings(tmp_path))).activation_code_file is None
     # Saved like the other settings: only the path, never the code.
     path = tmp_path / "settings.yml"
     settings.save(s, path)
@@ -311,8 +302,8 @@ def test_own_hosts_take_the_activation_code_file_too(tmp_path: Path) -> None:
     code = tmp_path / "activation_code"
     code.write_text(ACTIVATION_CODE + "\n")
     duo = _duo_step(deploy.hosts_steps(str(code)))
-    assert duo.extra_vars["duo_activation_code_file"] == str(code.resolve())
-    assert "duo_activation_code_file" not in _duo_step(deploy.hosts_steps()).extra_vars
+    assert duo.activation_code_file == str(code.resolve())
+    assert _duo_step(deploy.hosts_steps()).activation_code_file is None
     with pytest.raises(settings.SettingsError, match="cannot read the activation code file"):
         deploy.hosts_steps(str(tmp_path / "none"))
 

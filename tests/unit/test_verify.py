@@ -451,9 +451,10 @@ def test_token_and_ca_found_in_the_deploy_secrets(tmp_path: Path) -> None:
 
 def test_run_routes_every_line_to_the_caller(tmp_path: Path) -> None:
     lines: list[str] = []
-    assert verify.run(tmp_path / "missing.yml", out=lines.append) == 2
+    missing = verify.VerifyOptions(inventory=tmp_path / "missing.yml", out=lines.append)
+    assert verify.run(missing) == 2
     inventory = tmp_path / "inv.yml"
     inventory.write_text("all:\n  children:\n    gitlab:\n      hosts: {g: {}}\n")
     # No gitlab_url in the inventory: bad input, reported on stderr, nothing run.
-    assert verify.run(inventory, out=lines.append) == 2
+    assert verify.run(verify.VerifyOptions(inventory=inventory, out=lines.append)) == 2
     assert lines == []

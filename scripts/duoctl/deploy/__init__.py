@@ -5,8 +5,9 @@ Own hosts (`deploy hosts --inventory FILE`): wait_ssh -> site -> duo -> verify.
 Each step takes its targets (tool paths, working directories, resolvers) as arguments, so the
 same classes run against a cloud or against local stand-ins.
 
-Modules: cloud (preflight, terraform, inventory), wait (SSH, DNS), playbooks (site, duo),
-verify_step, steps (the step lists), commands (the CLI entry points), inventory_file.
+Modules: cloud (preflight, terraform, inventory), wait (SSH, DNS), playbooks (site),
+duo_step (configure, in-process), verify_step (verify, in-process), state (the typed
+deployment the steps share), steps (the step lists), commands (the CLI entry points).
 """
 
 from duoctl.deploy.cloud import (
@@ -17,6 +18,7 @@ from duoctl.deploy.cloud import (
     terraform_variables,
 )
 from duoctl.deploy.commands import deploy_main, destroy_main, load_settings, preflight_main
+from duoctl.deploy.duo_step import DuoStep
 from duoctl.deploy.playbooks import PlaybookStep, ansible_failures, tool_path
 from duoctl.deploy.steps import CLOUD_STEPS, HOSTS_STEPS, cloud_steps, hosts_steps
 from duoctl.deploy.verify_step import VerifyStep
@@ -25,6 +27,7 @@ from duoctl.deploy.wait import WaitDnsStep, WaitSshStep, cloud_host_keys, probe_
 __all__ = [
     "CLOUD_STEPS",
     "HOSTS_STEPS",
+    "DuoStep",
     "InventoryStep",
     "PlaybookStep",
     "PreflightStep",

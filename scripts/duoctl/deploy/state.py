@@ -11,6 +11,7 @@ from duoctl.pipeline import Context, StepFailed
 
 def remember(ctx: Context, deployment: Deployment) -> None:
     ctx.data["deployment"] = deployment.model_dump(mode="json")
+    ctx.data["gitlab_url"] = deployment.gitlab_url  # for the summary and the messages
 
 
 def deployment_of(ctx: Context) -> Deployment:

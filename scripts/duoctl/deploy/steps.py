@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from duoctl.deploy.cloud import InventoryStep, PreflightStep, TerraformStep
-from duoctl.deploy.playbooks import PlaybookStep, tool_path
+from duoctl.deploy.duo_step import DuoStep
+from duoctl.deploy.playbooks import PlaybookStep
 from duoctl.deploy.verify_step import VerifyStep
 from duoctl.deploy.wait import WaitDnsStep, WaitSshStep, cloud_host_keys
 from duoctl.pipeline import Step
@@ -42,12 +43,7 @@ def cloud_steps(settings: DeploySettings) -> list[Step]:
             extra_vars=_site_vars(settings),
             private_key=private,
         ),
-        PlaybookStep(
-            "duo",
-            "ansible/playbooks/duo.yml",
-            extra_vars=_duo_vars(settings.activation_code_file),
-            private_key=private,
-        ),
+        DuoStep(activation_code_file=activation_code_path(settings.activation_code_file)),
         VerifyStep(private_key=private),
     ]
 
@@ -61,22 +57,11 @@ def _site_vars(settings: DeploySettings) -> dict[str, Any]:
     return extra
 
 
-def _duo_vars(activation_code_file: str | None = None) -> dict[str, Any]:
-    """duo.yml runs `duoctl configure`: this environment's duoctl, whatever PATH holds; with
-    the activation code file's absolute path when one is given (checked before any step)."""
-    extra: dict[str, Any] = {"duo_duoctl_executable": tool_path("duoctl")}
-    code_file = activation_code_path(activation_code_file)
-    if code_file:
-        extra["duo_activation_code_file"] = code_file
-    return extra
-
-
 def hosts_steps(activation_code_file: str | None = None) -> list[Step]:
+    """Own hosts: the activation code file is checked here, before any step runs."""
     return [
         WaitSshStep(),
         PlaybookStep("site", "ansible/playbooks/site.yml"),
-        PlaybookStep(
-            "duo", "ansible/playbooks/duo.yml", extra_vars=_duo_vars(activation_code_file)
-        ),
+        DuoStep(activation_code_file=activation_code_path(activation_code_file)),
         VerifyStep(),
     ]

@@ -18,7 +18,7 @@ Modules: report (checks, verdict, rendering), suite, rake, completion (the three
 inputs (inventory and files), command (the CLI entry point).
 """
 
-from duoctl.verify.command import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, Verifier, main, run
+from duoctl.verify.command import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, Verifier, VerifyOptions, run
 from duoctl.verify.completion import COMPLETIONS_PATH, completion_check
 from duoctl.verify.inputs import (
     Deployment,
@@ -62,11 +62,11 @@ __all__ = [
     "SshRunner",
     "Verifier",
     "VerifyInputError",
+    "VerifyOptions",
     "completion_check",
     "find_file",
     "junit_checks",
     "load_deployment",
-    "main",
     "parse_rake_output",
     "rake_checks",
     "read_token",

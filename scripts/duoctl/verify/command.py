@@ -3,7 +3,6 @@ every check passed."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -83,62 +82,58 @@ class Verifier:
         return report
 
 
-def _completion_inputs(
-    args: argparse.Namespace, inventory: Path, deployment: Deployment
-) -> tuple[str, str | None, bool | str]:
-    """GitLab's URL, the automation token and the TLS verification setting for the completion."""
-    gitlab_url = args.gitlab_url or deployment.gitlab_url
-    if not gitlab_url:
-        raise VerifyInputError(f"{inventory} sets neither gitlab_url nor gitlab_domain")
-    dirs = secrets_dirs(inventory, deployment.cloud)
-    token_file = Path(args.token_file) if args.token_file else None
-    token_file = token_file or find_file(d / "gitlab_admin_token" for d in dirs)
-    token = read_token(token_file) if token_file else os.environ.get("GITLAB_TOKEN") or None
-    ca_file = args.ca_file or find_file(d / "gitlab_ca.crt" for d in dirs)
-    return gitlab_url, token, str(ca_file) if ca_file else True
-
-
 def _print(line: str) -> None:
     print(line, flush=True)
 
 
-def run(
-    inventory: Path,
-    *,
-    token_file: Path | None = None,
-    ca_file: Path | None = None,
-    ssh_key: str | None = None,
-    out: Callable[[str], None] = _print,
-) -> int:
-    """`duoctl verify --inventory INVENTORY` for callers that route the output themselves."""
-    args = argparse.Namespace(
-        inventory=str(inventory),
-        token_file=str(token_file) if token_file else None,
-        ca_file=str(ca_file) if ca_file else None,
-        gitlab_url=None,
-        ssh_key=ssh_key,
-        user="root",
-        known_hosts=None,
-        timeout=180.0,
-        no_sudo=False,
-        skip_suite=False,
-        skip_rake=False,
-        skip_completion=False,
-        json=False,
-    )
-    return main(args, out)
+@dataclass(frozen=True)
+class VerifyOptions:
+    """What `duoctl verify` takes. `progress` receives what it is doing meanwhile (default:
+    `out` too, nothing with json)."""
+
+    inventory: Path | None = None  # None: .deploy/aws (or gcp)/inventory.yml
+    token_file: Path | None = None
+    ca_file: str | None = None
+    gitlab_url: str | None = None
+    ssh_key: str | None = None
+    known_hosts: Path | None = None  # None: known_hosts beside the inventory
+    user: str = "root"
+    timeout: float = 180.0
+    sudo: bool = True
+    suite: bool = True
+    rake: bool = True
+    completion: bool = True
+    json: bool = False
+    allow_http: bool = False
+    out: Callable[[str], None] = _print
+    progress: Callable[[str], None] | None = None
 
 
-def main(
-    args: argparse.Namespace,
-    out: Callable[[str], None] = _print,
-    progress: Callable[[str], None] | None = None,
-) -> int:
-    """`duoctl verify`: the report goes to `out`; what it is doing meanwhile goes to `progress`
-    (default: `out` too, nothing with --json)."""
+def _completion_inputs(
+    options: VerifyOptions, inventory: Path, deployment: Deployment
+) -> tuple[str, str | None, bool | str]:
+    """GitLab's URL, the automation token and the TLS verification setting for the completion."""
+    gitlab_url = options.gitlab_url or deployment.gitlab_url
+    if not gitlab_url:
+        raise VerifyInputError(f"{inventory} sets neither gitlab_url nor gitlab_domain")
+    if not gitlab_url.startswith("https://") and not options.allow_http:
+        raise VerifyInputError(
+            f"{gitlab_url} is not an https:// URL: the token would cross the network in clear; "
+            "use GitLab's https:// URL, or pass --allow-http for a lab GitLab without TLS"
+        )
+    dirs = secrets_dirs(inventory, deployment.cloud)
+    token_file = options.token_file or find_file(d / "gitlab_admin_token" for d in dirs)
+    token = read_token(token_file) if token_file else os.environ.get("GITLAB_TOKEN") or None
+    ca_file = options.ca_file or find_file(d / "gitlab_ca.crt" for d in dirs)
+    return gitlab_url, token, str(ca_file) if ca_file else True
+
+
+def run(options: VerifyOptions) -> int:
+    """`duoctl verify`: the report goes to `options.out`; exit 0 only when every check passed."""
+    out = options.out
     try:
-        check_user(args.user)
-        inventory = Path(args.inventory) if args.inventory else default_inventory()
+        check_user(options.user)
+        inventory = options.inventory or default_inventory()
         if inventory is None:
             raise VerifyInputError(
                 "no inventory: pass --inventory FILE (.deploy/aws/inventory.yml after "
@@ -149,33 +144,37 @@ def main(
                 f"the inventory {inventory} does not exist: pass --inventory FILE (written by "
                 "`duoctl inventory aws|gcp`, or see inventory/hosts.example.yml)"
             )
-        suite = None
-        if not args.skip_suite:
-            suite = PytestSuite(repo_suite(), args.ssh_key, sudo=not args.no_sudo)
+        suite = (
+            PytestSuite(repo_suite(), options.ssh_key, sudo=options.sudo) if options.suite else None
+        )
         # The rake check and the completion need the contract's inventory shape; the suite
         # takes any inventory Ansible reads (a Molecule inventory directory too).
         rake: CommandRunner | None = None
         gitlab_url, token = "", None
         tls_verify: bool | str = True
-        if not (args.skip_rake and args.skip_completion):
+        if options.rake or options.completion:
             deployment = load_deployment(inventory)
-            if not args.skip_rake:
-                known_hosts = Path(args.known_hosts or inventory.absolute().parent / "known_hosts")
-                rake = ssh_runner_for(deployment, args.ssh_key, known_hosts)
-            if not args.skip_completion:
-                gitlab_url, token, tls_verify = _completion_inputs(args, inventory, deployment)
+            if options.rake:
+                known_hosts = options.known_hosts or inventory.absolute().parent / "known_hosts"
+                rake = ssh_runner_for(deployment, options.ssh_key, known_hosts)
+            if options.completion:
+                gitlab_url, token, tls_verify = _completion_inputs(options, inventory, deployment)
     except (VerifyInputError, DuoctlError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    log = progress or ((lambda _line: None) if args.json else out)
+    log = options.progress or ((lambda _line: None) if options.json else out)
     verifier = Verifier(
         suite=suite,
         rake=rake,
-        session=None if args.skip_completion else requests.Session(),
-        rake_user=args.user,
-        completion_timeout=args.timeout,
+        session=requests.Session() if options.completion else None,
+        rake_user=options.user,
+        completion_timeout=options.timeout,
         log=log,
     )
     report = verifier.run(inventory, gitlab_url, token, tls_verify)
-    out(json.dumps(report.to_json(), indent=2, ensure_ascii=False) if args.json else render(report))
+    out(
+        json.dumps(report.to_json(), indent=2, ensure_ascii=False)
+        if options.json
+        else render(report)
+    )
     return EXIT_OK if report.ok else EXIT_FAILED
