@@ -3,6 +3,10 @@
 gitlab-node1 uses selfsigned TLS (a private CA the role makes) and a license file;
 gitlab-node2 uses custom TLS (the user's certificate, key and CA), no license, and a TLS
 agent platform URL (no DUO_AGENT_PLATFORM_SERVICE_SECURE).
+
+The role ran three times: converge, idempotence, and side_effect.yml's verbose converge, in
+which gitlab-node1's license file is installed (and loaded) again and gitlab-node2's token is
+replaced, the controller having lost it (test_secrets.py checks that run's output).
 """
 
 from __future__ import annotations
@@ -27,17 +31,19 @@ class Expected:
     secrets: Path
     license: bool
     agent_platform_secure: bool
+    token_replaced: bool  # by the side effect's run
 
 
 EXPECTED = {
     "gitlab-node1": Expected(
-        "gitlab.duo.test", "/etc/gitlab/ssl/duo-ca.crt", EPHEMERAL / "secrets", True, False
+        "gitlab.duo.test", "/etc/gitlab/ssl/duo-ca.crt", EPHEMERAL / "secrets", True, False, False
     ),
     "gitlab-node2": Expected(
         "gitlab2.duo.test",
         "/etc/gitlab/trusted-certs/duo-custom-ca.crt",
         EPHEMERAL / "secrets2",
         False,
+        True,
         True,
     ),
 }
@@ -83,11 +89,12 @@ def test_agent_platform_env_only_for_a_plain_url(host: Any, expected: Expected) 
         assert env.content_string.strip() == "false"
 
 
-def test_reconfigured_once_across_two_runs(host: Any, expected: Expected) -> None:
+def test_reconfigured_once_across_three_runs(host: Any, expected: Expected) -> None:
     log = calls(host)
     assert log.count("gitlab-ctl reconfigure") == 1
-    assert log.count("gitlab-rake gitlab:license:load") == (1 if expected.license else 0)
-    assert log.count("gitlab-rails runner /usr/local/lib/duo-gitlab/admin_token.rb") == 2
+    # Loaded when installed: by the first run, and by the side effect's run.
+    assert log.count("gitlab-rake gitlab:license:load") == (2 if expected.license else 0)
+    assert log.count("gitlab-rails runner /usr/local/lib/duo-gitlab/admin_token.rb") == 3
 
 
 def test_readiness_over_https_with_the_ca(host: Any, expected: Expected) -> None:
@@ -115,16 +122,26 @@ def test_custom_certificate_is_the_users(host: Any, expected: Expected) -> None:
     assert host.file(f"/etc/gitlab/ssl/{expected.domain}.crt").content_string == user_cert
 
 
+def digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
 def test_token_on_controller_is_private_and_active(host: Any, expected: Expected) -> None:
     token_file = expected.secrets / "gitlab_admin_token"
     assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
     token = token_file.read_text().strip()
     assert token.startswith("glpat-")
     tokens = json.loads(host.file("/var/opt/gitlab/standin/tokens.json").content_string)
-    held = tokens[hashlib.sha256(token.encode()).hexdigest()]
+    held = tokens[digest(token)]
     assert held["scopes"] == ["api"]
     assert not held["revoked"]
-    assert len(tokens) == 1  # the second run kept it
+    if expected.token_replaced:  # the controller lost it before the side effect's run
+        replaced = (expected.secrets / "gitlab_admin_token.replaced").read_text().strip()
+        assert replaced != token
+        assert tokens[digest(replaced)]["revoked"]
+        assert len(tokens) == 2
+    else:
+        assert len(tokens) == 1  # the later runs kept it
 
 
 def test_ca_certificate_copied_to_controller(host: Any, expected: Expected) -> None:

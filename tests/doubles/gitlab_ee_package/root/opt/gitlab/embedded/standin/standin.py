@@ -23,6 +23,10 @@ Contract followed (the parts the deployment roles rely on):
   one JSON line out: {"status": "exists"} when the held token is still valid, else the old
   ones are revoked and {"status": "created", "token": ...} is printed; {"status": "error",
   "message": ...} and exit 1 for bad input (never quoted) or an unknown user;
+- for the tests only, each `gitlab-rails runner` call also appends the command line and
+  environment of itself and of every parent process to
+  /var/log/gitlab/standin/runner-processes.jsonl (root only): what `ps` and /proc show while
+  it runs;
 - `gitlab-rake gitlab:license:load` needs the license file (GITLAB_LICENSE_FILE or
   /etc/gitlab/Gitlab.gitlab-license).
 """
@@ -50,6 +54,7 @@ STATE_DIR = Path("/var/opt/gitlab/standin")
 WEB_CONFIG = STATE_DIR / "web.json"
 TOKENS = STATE_DIR / "tokens.json"
 CALLS_LOG = Path("/var/log/gitlab/standin/calls.log")
+PROCESSES_LOG = Path("/var/log/gitlab/standin/runner-processes.jsonl")
 ENV_DIR = Path("/opt/gitlab/etc/gitlab-rails/env")
 WEB_UNIT = "gitlab-runsvdir"
 GIT_USER = "git"  # Omnibus' user for Rails (gitlab_rails['user'] default)
@@ -59,6 +64,39 @@ def record(command: str, args: list[str]) -> None:
     CALLS_LOG.parent.mkdir(parents=True, exist_ok=True)
     with CALLS_LOG.open("a") as log:
         log.write(" ".join([command, *args]) + "\n")
+
+
+def _proc_strings(pid: int, name: str) -> list[str]:
+    try:
+        raw = Path(f"/proc/{pid}/{name}").read_bytes()
+    except OSError as error:
+        return [f"<unreadable: {error.strerror}>"]
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+
+def _parent_pid(pid: int) -> int:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    match = re.search(r"^PPid:\s*(\d+)", status, re.MULTILINE)
+    return int(match.group(1)) if match else 0
+
+
+def record_process_tree(args: list[str]) -> None:
+    """Test evidence, not GitLab behaviour: the command line and environment of this process
+    and of each parent up the process tree (what `ps`, /proc and sudo's log can show while the
+    runner runs), one JSON line per call, in a root-only file."""
+    processes = []
+    pid = os.getpid()
+    while pid > 0:
+        cmdline, environ = _proc_strings(pid, "cmdline"), _proc_strings(pid, "environ")
+        processes.append({"pid": pid, "cmdline": cmdline, "environ": environ})
+        pid = _parent_pid(pid)
+    PROCESSES_LOG.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(PROCESSES_LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    with os.fdopen(fd, "a") as log:
+        log.write(json.dumps({"args": args, "processes": processes}) + "\n")
 
 
 def fail(message: str) -> int:
@@ -225,6 +263,7 @@ def gitlab_rails(args: list[str]) -> int:
     record("gitlab-rails", args)
     if not args or args[0] != "runner":
         return 0
+    record_process_tree(args)
     try:
         pwd.getpwnam(GIT_USER)
     except KeyError:
