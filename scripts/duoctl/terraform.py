@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import subprocess
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from python_terraform import IsFlagged, IsNotFlagged, Terraform
+
+from duoctl import process
 
 CLOUDS = ("aws", "gcp")
 STDERR_TAIL_LINES = 25  # from the first "Error:" line on
@@ -78,7 +79,9 @@ class _StreamingTerraform(Terraform):  # type: ignore[misc]
 
     python-terraform builds the command line (and the temporary -var-file); only running it
     differs: output and error output are read as one stream, line by line, so a long apply
-    shows where it is. The result keeps the library's (code, out, err) shape.
+    shows where it is. The result keeps the library's (code, out, err) shape. Ctrl-C (or
+    SIGTERM) stops Terraform cleanly, its state saved and its lock released, then raises
+    `process.Interrupted` (see duoctl.process).
     """
 
     def __init__(self, working_dir: str, sink: OutputSink) -> None:
@@ -88,24 +91,17 @@ class _StreamingTerraform(Terraform):  # type: ignore[misc]
     def cmd(self, cmd: str, *args: Any, **kwargs: Any) -> tuple[int, str, str]:
         kwargs.pop("capture_output", None)
         command = self.generate_cmd_string(cmd, *args, **kwargs)
+        lines: list[str] = []
+
+        def sink(line: str) -> None:
+            lines.append(line)
+            self.sink(line)
+
         try:
-            with subprocess.Popen(
-                command,
-                cwd=self.working_dir,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-                bufsize=1,
-            ) as proc:
-                assert proc.stdout is not None
-                lines = []
-                for line in proc.stdout:
-                    lines.append(line)
-                    self.sink(line.rstrip("\n"))
-                code = proc.wait()
+            code = process.run(command, sink, cwd=self.working_dir)
         finally:
             self.temp_var_files.clean_up()
-        text = "".join(lines)
+        text = "\n".join(lines)
         return code, text, text
 
 
