@@ -9,10 +9,10 @@ The concrete steps and their assembly live in `duoctl.deploy`.
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import json
 import os
-import subprocess
 import sys
 import threading
 import time
@@ -23,12 +23,25 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
+from duoctl import process
+
 TAIL_LINES = 15
 STATE_VERSION = 1
 
 
 class StepFailed(Exception):
     """A step could not finish; the message says what broke and how to fix it."""
+
+
+class RunResult(enum.Enum):
+    """How a pipeline run ended; true only for DONE."""
+
+    DONE = "done"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"  # Ctrl-C or SIGTERM: the tool was stopped cleanly
+
+    def __bool__(self) -> bool:
+        return self is RunResult.DONE
 
 
 class Step(Protocol):
@@ -195,30 +208,22 @@ class Context:
     ) -> None:
         """Run a tool, streaming its output to the progress tail and the log; raise on failure.
 
+        Ctrl-C stops the tool cleanly and raises `process.Interrupted` once it has exited.
         `explain` turns the tool's whole output into the failure's explanation (which host,
         which task, why), added to "exited with code N".
         """
         self.progress.note(f"$ {' '.join(cmd)}")
+        lines: list[str] = []
+
+        def sink(line: str) -> None:
+            self.progress.output(line)
+            if explain is not None:
+                lines.append(line)
+
         try:
-            proc = subprocess.Popen(
-                list(cmd),
-                cwd=cwd,
-                env={**os.environ, **(env or {})},
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-                bufsize=1,
-            )
+            code = process.run(cmd, sink, cwd=cwd, env={**os.environ, **(env or {})})
         except OSError as exc:
             raise StepFailed(f"cannot run {cmd[0]}: {exc}") from exc
-        lines: list[str] = []
-        with proc:
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                self.progress.output(line)
-                if explain is not None:
-                    lines.append(line.rstrip("\n"))
-            code = proc.wait()
         if code != 0:
             explanation = explain(lines) if explain is not None else ""
             raise StepFailed(
@@ -300,8 +305,8 @@ class Pipeline:
         for name in self.names[self.names.index(from_step) :]:
             self.state.steps.pop(name, None)
 
-    def run(self, inputs: Mapping[str, Any], from_step: str | None = None) -> bool:
-        """Run what is left to do; True when every step is done."""
+    def run(self, inputs: Mapping[str, Any], from_step: str | None = None) -> RunResult:
+        """Run what is left to do; the result is true only when every step is done."""
         self._apply_from(from_step)  # raises on an unknown name before anything changes
         self._apply_inputs(inputs)
         self.ctx.data = self.state.data
@@ -315,26 +320,28 @@ class Pipeline:
                 recorded = fmt_seconds(self.state.steps[step.name].get("seconds", 0))
                 progress.note(f"{label}: done in an earlier run ({recorded}), skipped")
                 continue
-            if not self._run_step(step, label):
-                return False
+            result = self._run_step(step, label)
+            if result is not RunResult.DONE:
+                return result
         self._summary()
-        return True
+        return RunResult.DONE
 
-    def _run_step(self, step: Step, label: str) -> bool:
+    def _run_step(self, step: Step, label: str) -> RunResult:
         progress = self.ctx.progress
         started = time.monotonic()
         progress.start(label)
         try:
             step.run(self.ctx)
-        except (Exception, KeyboardInterrupt) as exc:  # reported the same way; the run stops
+        except (Exception, KeyboardInterrupt) as exc:  # the run stops; a re-run resumes here
             progress.stop()
             seconds = time.monotonic() - started
-            self.state.steps[step.name] = {"status": "failed", "seconds": seconds}
+            result = (
+                RunResult.INTERRUPTED if isinstance(exc, KeyboardInterrupt) else RunResult.FAILED
+            )
+            self.state.steps[step.name] = {"status": result.value, "seconds": seconds}
             self.state.save()
-            if isinstance(exc, KeyboardInterrupt):
-                exc = StepFailed("interrupted")
             self._report_failure(step.name, label, exc, seconds)
-            return False
+            return result
         progress.stop()
         seconds = time.monotonic() - started
         self.state.steps[step.name] = {
@@ -344,19 +351,27 @@ class Pipeline:
         }
         self.state.save()
         progress.note(f"{label}: done in {fmt_seconds(seconds)}")
-        return True
+        return RunResult.DONE
 
-    def _report_failure(self, name: str, label: str, exc: Exception, seconds: float) -> None:
+    def _report_failure(
+        self, name: str, label: str, exc: Exception | KeyboardInterrupt, seconds: float
+    ) -> None:
         progress = self.ctx.progress
-        reason = str(exc) if isinstance(exc, StepFailed) else f"{type(exc).__name__}: {exc}"
-        progress.note(f"{label}: FAILED after {fmt_seconds(seconds)}: {reason}")
+        if isinstance(exc, KeyboardInterrupt):
+            tool = exc.tool if isinstance(exc, process.Interrupted) else None
+            stopped = f": {tool} stopped cleanly" if tool else ""
+            advice = (
+                f"Interrupted during {name} after {fmt_seconds(seconds)}{stopped}; "
+                f"run `{self.command}` again: it resumes at {name}."
+            )
+        else:
+            reason = str(exc) if isinstance(exc, StepFailed) else f"{type(exc).__name__}: {exc}"
+            progress.note(f"{label}: FAILED after {fmt_seconds(seconds)}: {reason}")
+            advice = f"Fix the cause and run `{self.command}` again: it resumes at {name}."
         tail = progress.tail()
         if tail:
             progress.note("last output:\n" + "\n".join(f"  | {line}" for line in tail))
-        progress.note(
-            f"Full log: {self.ctx.paths.log_file}\n"
-            f"Fix the cause and run `{self.command}` again: it resumes at {name}."
-        )
+        progress.note(f"Full log: {self.ctx.paths.log_file}\n{advice}")
 
     def _summary(self) -> None:
         paths = self.ctx.paths

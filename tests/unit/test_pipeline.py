@@ -5,20 +5,25 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from duoctl import cli, deploy
 from duoctl.pipeline import (
     Context,
     DeployPaths,
     Pipeline,
     Progress,
+    RunResult,
     StepFailed,
     fmt_seconds,
 )
+from duoctl.process import Interrupted
 
 NAMES = ["preflight", "terraform", "inventory", "wait_ssh", "wait_dns", "site", "duo", "verify"]
 
@@ -201,15 +206,103 @@ def test_fmt_seconds(seconds: float, text: str):
     assert fmt_seconds(seconds) == text
 
 
-def test_an_interrupt_is_recorded_and_resumable(tmp_path: Path):
-    @dataclass
-    class Interrupted:
-        name: str = "site"
+@dataclass
+class InterruptedStep:
+    """Raises `interrupt` on its first run (a tool stopped by Ctrl-C, or Ctrl-C in Python)."""
 
-        def run(self, ctx: Context) -> None:
-            raise KeyboardInterrupt
+    interrupt: KeyboardInterrupt
+    name: str = "site"
+    runs: int = 0
 
-    pipeline, out = make(tmp_path, [FakeStep("terraform"), Interrupted()])  # type: ignore[list-item]
-    assert not pipeline.run({})
-    assert "[2/2] site: FAILED after 0s: interrupted" in out.getvalue()
+    def run(self, ctx: Context) -> None:
+        self.runs += 1
+        ctx.progress.output(f"{self.name}: working")
+        if self.runs == 1:
+            raise self.interrupt
+
+
+@pytest.mark.parametrize(
+    ("interrupt", "stopped"),
+    [
+        (Interrupted("ansible-playbook", signal.SIGINT, 99), ": ansible-playbook stopped cleanly"),
+        (Interrupted("terraform", signal.SIGTERM, 1), ": terraform stopped cleanly"),
+        (KeyboardInterrupt(), ""),  # Ctrl-C during a Python step
+    ],
+)
+def test_an_interrupt_is_recorded_as_such_and_a_rerun_resumes_there(
+    tmp_path: Path, interrupt: KeyboardInterrupt, stopped: str
+):
+    steps = [FakeStep("terraform"), InterruptedStep(interrupt), FakeStep("verify")]
+    pipeline, out = make(tmp_path, steps)  # type: ignore[arg-type]
+    assert pipeline.run({}) is RunResult.INTERRUPTED
+    text = out.getvalue()
+    assert (
+        f"Interrupted during site after 0s{stopped}; "
+        "run `duoctl deploy aws` again: it resumes at site."
+    ) in text
+    assert "FAILED" not in text
+    assert "  | site: working" in text
+    state = json.loads((tmp_path / ".deploy/aws/state.json").read_text())
+    assert state["steps"]["terraform"]["status"] == "done"
+    assert state["steps"]["site"]["status"] == "interrupted"
+    assert "verify" not in state["steps"]
+
+    again, out2 = make(tmp_path, steps)  # type: ignore[arg-type]
+    assert again.run({}) is RunResult.DONE
+    assert [step.runs for step in steps] == [1, 2, 1]
+    assert "[1/3] terraform: done in an earlier run" in out2.getvalue()
+
+
+def test_a_failure_is_not_an_interrupt(tmp_path: Path):
+    pipeline, _ = make(tmp_path, fresh(site=1))
+    result = pipeline.run(INPUTS)
+    assert result is RunResult.FAILED and not result
+    state = json.loads((tmp_path / ".deploy/aws/state.json").read_text())
+    assert state["steps"]["site"]["status"] == "failed"
+
+
+@dataclass
+class CtrlCDuringTool:
+    """A tool that receives the user's Ctrl-C: the signal reaches duoctl (this process), which
+    must forward it once; the tool then saves its work, says so and exits 130."""
+
+    name: str = "terraform"
+
+    def run(self, ctx: Context) -> None:
+        script = (
+            "import os, signal, sys, time\n"
+            "got = []\n"
+            "signal.signal(signal.SIGINT, lambda signum, frame: got.append(signum))\n"
+            "print('creating', flush=True)\n"
+            "os.kill(os.getppid(), signal.SIGINT)\n"
+            "deadline = time.monotonic() + 120\n"
+            "while not got and time.monotonic() < deadline:\n"
+            "    time.sleep(0.01)\n"
+            "print(f'state saved after {len(got)} SIGINT', flush=True)\n"
+            "sys.exit(130)\n"
+        )
+        ctx.run_command([sys.executable, "-c", script])
+
+
+def test_ctrl_c_during_a_tool_stops_it_cleanly_and_is_recorded(tmp_path: Path):
+    pipeline, out = make(tmp_path, [CtrlCDuringTool()])  # type: ignore[list-item]
+    assert pipeline.run({}) is RunResult.INTERRUPTED
+    text = out.getvalue()
+    tool = Path(sys.executable).name
+    assert f"Interrupted during terraform after 0s: {tool} stopped cleanly; run" in text
+    log = (tmp_path / ".deploy/aws/deploy.log").read_text()
+    assert f"stopping {tool} cleanly (it saves its state); wait..." in log
+    assert "state saved after 1 SIGINT" in log
+    state = json.loads((tmp_path / ".deploy/aws/state.json").read_text())
+    assert state["steps"]["terraform"]["status"] == "interrupted"
+
+
+def test_deploy_exits_130_when_interrupted(tmp_path: Path):
+    inventory = tmp_path / "hosts.yml"
+    shutil.copy(Path(__file__).resolve().parents[2] / "inventory" / "hosts.example.yml", inventory)
+    argv = ["deploy", "hosts", "--inventory", str(inventory), "--deploy-dir", str(tmp_path)]
+    steps = [InterruptedStep(Interrupted("ansible-playbook", signal.SIGINT, 99))]
+    out = io.StringIO()
+    args = cli.build_parser().parse_args(argv)
+    assert deploy.deploy_main(args, steps=steps, progress_stream=out) == 130  # type: ignore[arg-type]
     assert "it resumes at site" in out.getvalue()
