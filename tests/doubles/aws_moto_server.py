@@ -13,6 +13,8 @@ three gaps closed so the project's code sees what a real account shows:
   the test chooses, per region if wanted, with the field names of the real GetServiceQuota answer;
   GetAWSDefaultServiceQuota (missing from moto, called by the Terraform data source) answers the
   same document.
+- Optionally, instances boot: with ``boot_seconds``, a new instance is ``pending`` for that long,
+  then ``running`` (EC2's instances take tens of seconds; moto's are running at once).
 
 The server runs in a child process (moto reads its settings when it is imported, so they must be
 set before, which a test process that already imported moto cannot guarantee) on a free port of
@@ -37,10 +39,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -140,7 +144,9 @@ def _wait_until_up(url: str, proc: subprocess.Popen[bytes], timeout: float) -> N
 
 @contextmanager
 def moto_server(
-    gpu_vcpu_quota: QuotaSetting = DEFAULT_GPU_VCPU_QUOTA, start_timeout: float = 30.0
+    gpu_vcpu_quota: QuotaSetting = DEFAULT_GPU_VCPU_QUOTA,
+    start_timeout: float = 30.0,
+    boot_seconds: float = 0.0,
 ) -> Iterator[MotoEndpoint]:
     """Run a moto server on a free loopback port; yields its endpoint URL (a MotoEndpoint)."""
     with tempfile.TemporaryDirectory(prefix="duo-moto-") as tmp:
@@ -152,6 +158,7 @@ def moto_server(
         endpoint.set_gpu_vcpu_quota(gpu_vcpu_quota)
         cmd = [sys.executable, str(Path(__file__).resolve()), "--port", str(port)]
         cmd += ["--quota-file", str(endpoint.quota_file), "--amis-file", str(amis_file)]
+        cmd += ["--boot-seconds", str(boot_seconds)]
         log = (work / "moto.log").open("wb")
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
         try:
@@ -208,11 +215,36 @@ def _patch_service_quotas(quota_file: Path) -> None:
     ServiceQuotasResponse.get_aws_default_service_quota = get_aws_default_service_quota  # type: ignore[attr-defined]
 
 
+def _patch_boot_time(seconds: float) -> None:
+    """A new instance is "pending" for `seconds`, then "running" (unless stopped or terminated
+    meanwhile), as EC2's instances are while they boot."""
+    if seconds <= 0:
+        return
+    from moto.ec2.models.instances import Instance, InstanceState
+
+    original = Instance.__init__
+
+    def __init__(self: Instance, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        self._state = InstanceState("pending", 0)
+
+        def booted() -> None:
+            if self._state.name == "pending":
+                self.start()
+
+        timer = threading.Timer(seconds, booted)
+        timer.daemon = True
+        timer.start()
+
+    Instance.__init__ = __init__  # type: ignore[method-assign]
+
+
 def _serve(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description="moto server with the project's AWS gaps closed")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--quota-file", type=Path)
     parser.add_argument("--amis-file", type=Path)
+    parser.add_argument("--boot-seconds", type=float, default=0.0)
     args = parser.parse_args(argv)
     if args.amis_file is None:
         args.amis_file = Path(tempfile.mkdtemp(prefix="duo-moto-")) / "amis.json"
@@ -226,13 +258,46 @@ def _serve(argv: list[str]) -> None:
     os.environ["MOTO_AMIS_PATH"] = str(args.amis_file)
     os.environ.setdefault("MOTO_PORT", str(args.port))
     _patch_service_quotas(args.quota_file)
+    _patch_boot_time(args.boot_seconds)
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests.* from this script
     from tests.doubles import aws_ec2_extras  # Elastic IP range, GetConsoleOutput
 
     aws_ec2_extras.install(args.quota_file)
-    from moto.server import main as moto_main
+    _server(args.port).serve_forever()
 
-    moto_main(["--host", "127.0.0.1", "--port", str(args.port)])
+
+def _server(port: int) -> Any:
+    """moto's application in werkzeug's threaded server (what moto's own `main` runs), with
+    its settings made explicit so that a loaded machine slows the tests down instead of
+    failing them:
+
+    - one thread per connection: Terraform sends up to ten calls at once, boto3 more;
+    - a listen backlog of 1024 (capped by net.core.somaxconn) instead of 128, so a burst of
+      connections waits while the accept loop is starved of CPU instead of overflowing;
+    - no keep-alive: werkzeug answers every request with "Connection: close" and closes the
+      connection, so a client never reuses a connection the server is dropping (the race
+      that makes an HTTP client see "connection reset" or "use of closed network connection");
+    - a 120 s socket timeout: a client that stops mid-request frees its thread, yet no real
+      request on loopback comes near it.
+
+    A call that fails all the same is retried by the client (max_retries in
+    tests/terraform/moto_endpoints_override.tf).
+    """
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from werkzeug.serving import ThreadedWSGIServer
+
+    class Handler(MotoRequestHandler):
+        timeout = 120
+
+    class Server(ThreadedWSGIServer):
+        request_queue_size = 1024
+
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))  # as moto's own main
+    return Server("127.0.0.1", port, DomainDispatcherApplication(create_backend_app), Handler)
 
 
 if __name__ == "__main__":

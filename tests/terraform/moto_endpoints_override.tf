@@ -9,8 +9,13 @@ provider "aws" {
   secret_key                  = "testing"
   skip_credentials_validation = true
   skip_metadata_api_check     = true
-  # Fail fast instead of retrying what moto does not implement.
-  max_retries = 1
+  # The provider makes this the number of attempts, so 1 meant no retry at all:
+  # one connection error on a loaded machine (e.g. "use of closed network
+  # connection") failed the whole apply or destroy. Five attempts ride out
+  # such a hiccup (the backoff between them is a few seconds at most), while
+  # an error moto keeps answering (a call it does not implement) still fails
+  # within seconds, not after the provider's default of 25 attempts.
+  max_retries = 5
 
   endpoints {
     ec2           = "MOTO_ENDPOINT"
