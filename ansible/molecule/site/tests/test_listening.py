@@ -1,16 +1,21 @@
 """Each host listens only where it should: GitLab publicly on 80/443, the gateway and Ollama
-on their private address only (never all interfaces); anything else on loopback only."""
+on their private address only (never all interfaces), OpenSSH on 22 (as on the VMs, whose
+firewall rules limit who reaches it); anything else on loopback only."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 testinfra_hosts = ["all"]
 
+GATEWAY_IP = os.environ.get("DUO_SITE_GATEWAY_IP", "10.213.77.20")
+OLLAMA_IP = os.environ.get("DUO_SITE_OLLAMA_IP", "10.213.77.30")
+SSH = {"0.0.0.0:22", "[::]:22"}
 ALLOWED = {
-    "site-gitlab": {"0.0.0.0:443", "0.0.0.0:80"},
-    "site-ai-gateway": {"10.213.77.20:5052", "10.213.77.20:50052"},
-    "site-ollama": {"10.213.77.30:11434"},
+    "site-gitlab": {"0.0.0.0:443", "0.0.0.0:80", *SSH},
+    "site-ai-gateway": {f"{GATEWAY_IP}:5052", f"{GATEWAY_IP}:50052", *SSH},
+    "site-ollama": {f"{OLLAMA_IP}:11434", *SSH},
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import pytest
@@ -10,8 +11,8 @@ import pytest
 testinfra_hosts = ["ai_gateway"]
 
 DOMAIN = "gitlab.duo.test"
-GITLAB_IP = "10.213.77.10"
-OLLAMA_IP = "10.213.77.30"
+GITLAB_IP = os.environ.get("DUO_SITE_GITLAB_IP", "10.213.77.10")
+OLLAMA_IP = os.environ.get("DUO_SITE_OLLAMA_IP", "10.213.77.30")
 CONTAINER = "ai-gateway"
 
 
