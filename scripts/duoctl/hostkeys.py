@@ -59,14 +59,23 @@ def parse_key(key_type: str, blob: str) -> HostKey | None:
 
 
 def keys_from_console(text: str) -> list[HostKey]:
-    """The keys of cloud-init's host key block in a console output (the last block wins)."""
+    """The keys of cloud-init's host key block in a console output (the last block wins).
+
+    Current cloud-init sends the block through syslog too, so a line may start with a prefix
+    such as `<14>Dec  1 03:00:00 ec2: `: the key is the first known type and what follows it.
+    """
     start, end = text.rfind(BEGIN), text.rfind(END)
     if start < 0 or end < start:
         return []
     keys = []
     for line in text[start + len(BEGIN) : end].splitlines():
         fields = line.split()
-        key = parse_key(fields[0], fields[1]) if len(fields) >= 2 else None
+        at = next((i for i, word in enumerate(fields) if word in KEY_TYPES), None)
+        key = (
+            parse_key(fields[at], fields[at + 1])
+            if at is not None and at + 1 < len(fields)
+            else None
+        )
         if key is not None:
             keys.append(key)
     return keys

@@ -30,13 +30,14 @@ CONSOLE = f"""[   12.3] cloud-init[812]: Cloud-init v. 24.4 running 'modules:fin
 <14>Dec  1 03:00:00 ec2: -----END SSH HOST KEY FINGERPRINTS-----
 -----BEGIN SSH HOST KEY KEYS-----
 ecdsa-sha2-nistp256 {ECDSA} root@ip-10-0-1-5
-ssh-ed25519 {ED} root@ip-10-0-1-5
+<14>Dec  1 03:00:00 ec2: ssh-ed25519 {ED} root@ip-10-0-1-5
 ssh-ed25519 {blob("ssh-rsa")} a type that does not match its name
 -----END SSH HOST KEY KEYS-----
 """
 
 
 def test_console_block_is_parsed_and_checked() -> None:
+    """Both console styles: the block as is, and each line through syslog (current helper)."""
     keys = keys_from_console(CONSOLE)
     assert [(k.key_type, k.blob) for k in keys] == [
         ("ecdsa-sha2-nistp256", ECDSA),
