@@ -89,9 +89,12 @@ def aws_host_keys(ec2: Any, instance_id: str) -> list[HostKey]:
 
 def gcp_host_keys(client: Any, project: str, zone: str, instance: str) -> list[HostKey]:
     """The keys a Compute Engine VM's guest environment published as guest attributes."""
-    answer = client.get_guest_attributes(
+    from google.cloud import compute_v1
+
+    request = compute_v1.GetGuestAttributesInstanceRequest(
         project=project, zone=zone, instance=instance, query_path="hostkeys/"
     )
+    answer = client.get_guest_attributes(request=request)
     items = answer.query_value.items if answer.query_value else []
     keys = [parse_key(item.key, item.value) for item in items if item.namespace == "hostkeys"]
     return [key for key in keys if key is not None]

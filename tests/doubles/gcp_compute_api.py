@@ -10,6 +10,10 @@ fields, `items` lists, Google's error body with `error.code/message/errors[].rea
     GET /compute/v1/projects/{project}/zones                                 ZoneList
     GET /compute/v1/projects/{project}/zones/{zone}/machineTypes/{type}      MachineType or 404
     GET /compute/v1/projects/{project}/zones/{zone}/acceleratorTypes         AcceleratorTypeList
+    GET /compute/v1/projects/{project}/zones/{zone}/instances/{instance}/getGuestAttributes
+        ?queryPath=hostkeys/                                                 GuestAttributes, or
+                                                                             404 until the guest
+                                                                             environment wrote them
 
 The paths are those of google/cloud/compute_v1/services/*/transports/rest_base.py; query
 parameters (`$alt=json;enum-encoding=int`, filter, pageToken) are accepted and ignored. Point a
@@ -34,7 +38,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 API = "https://www.googleapis.com/compute/v1"
 MACHINE_SPECS = {  # guestCpus, memoryMb of the real types
@@ -61,6 +65,8 @@ class ComputeWorld:
     region_quotas: dict[str, dict[str, tuple[float, float]]]  # region -> metric -> (limit, usage)
     project_quotas: dict[str, tuple[float, float]]  # metric -> (limit, usage)
     requests: list[str] = field(default_factory=list)
+    # (zone, instance) -> namespace/key -> value, as the VM's guest environment publishes them
+    guest_attributes: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
 
     @classmethod
     def default(cls, project: str = "duo-test", region: str = "europe-west4") -> ComputeWorld:
@@ -121,8 +127,30 @@ class _Handler(BaseHTTPRequestHandler):
             self._machine_type(base, m.group(1), m.group(2))
         elif m := re.fullmatch(r"/zones/([^/]+)/acceleratorTypes", rest):
             self._accelerators(base, m.group(1))
+        elif m := re.fullmatch(r"/zones/([^/]+)/instances/([^/]+)/getGuestAttributes", rest):
+            self._guest_attributes(m.group(1), m.group(2))
         else:
             self._not_found(path.removeprefix("/compute/v1/"))
+
+    def _guest_attributes(self, zone: str, instance: str) -> None:
+        """Items under the query path, as GCE answers; 404 while there are none yet."""
+        query = parse_qs(urlsplit(self.path).query).get("queryPath", [""])[0]
+        values = self.world.guest_attributes.get((zone, instance), {})
+        items = [
+            {"namespace": path.partition("/")[0], "key": path.partition("/")[2], "value": value}
+            for path, value in sorted(values.items())
+            if path.startswith(query)
+        ]
+        if not items:
+            self._not_found(f"projects/{self.world.project}/zones/{zone}/instances/{instance}")
+            return
+        body = {
+            "kind": "compute#guestAttributes",
+            "queryPath": query,
+            "queryValue": {"items": items},
+            "selfLink": f"{API}/projects/{self.world.project}/zones/{zone}/instances/{instance}",
+        }
+        self._send(200, body)
 
     def _find_zone(self, name: str) -> tuple[str, Zone] | None:
         for region, zones in self.world.regions.items():
