@@ -57,14 +57,15 @@ def test_pipeline_applies_terraform_aws_on_moto_and_destroys(
 ):
     key = tmp_path / "id_ed25519.pub"
     key.write_text(ED25519_KEY + "\n")
-    inventory = tmp_path / "inventory" / "aws.yml"
+    folder = tmp_path / ".deploy" / "aws"
+    inventory = folder / "inventory.yml"
     common = ["--region", "us-east-1", "--ssh-key", str(key), "--admin-cidr", "198.51.100.7/32"]
     common += ["--deploy-dir", str(tmp_path / ".deploy")]
-    args = cli.build_parser().parse_args(["deploy", "aws", *common, "--inventory", str(inventory)])
+    args = cli.build_parser().parse_args(["deploy", "aws", *common])
     steps = [
         deploy.PreflightStep(checks=aws_checks),
-        deploy.TerraformStep(workdir=terraform_aws),
-        deploy.InventoryStep(workdir=terraform_aws),
+        deploy.TerraformStep(source=terraform_aws),
+        deploy.InventoryStep(),
     ]
     out = io.StringIO()
     code = deploy.deploy_main(args, steps=list(steps), progress_stream=out)
@@ -78,16 +79,22 @@ def test_pipeline_applies_terraform_aws_on_moto_and_destroys(
     data = yaml.safe_load(inventory.read_text())
     assert data["all"]["vars"]["gitlab_domain"] == f"gitlab.{public_ip}.sslip.io"
     assert data["all"]["vars"]["gitlab_url"] == f"https://gitlab.{public_ip}.sslip.io"
-    log = (tmp_path / ".deploy" / "aws" / "deploy.log").read_text()
+    # Terraform ran in the deployment's own working directory, not in the module's source.
+    assert (folder / "terraform" / "terraform.tfstate").is_file()
+    assert not (terraform_aws / "terraform.tfstate").exists()
+    # The cloud's instance IDs reach the inventory (host keys are read from them).
+    ids = {i["InstanceId"] for i in running}
+    assert {data["all"]["children"]["gitlab"]["hosts"]["gitlab-vm"]["duo_instance"]} <= ids
+    log = (folder / "deploy.log").read_text()
     assert f"GitLab's name: gitlab.{public_ip}.sslip.io; applying it" in log
     # terraform's own output reaches the progress tail and the log as it comes
     assert 'aws_instance.vm["ollama"]: Creation complete' in log
     assert log.count("Apply complete!") == 2
 
     destroy = cli.build_parser().parse_args(["destroy", "aws", "--yes", *common])
-    assert deploy.destroy_main(destroy, workdir=terraform_aws) == 0
+    assert deploy.destroy_main(destroy, source=terraform_aws) == 0
     states = {
         i["State"]["Name"] for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]
     }
     assert states == {"terminated"}
-    assert not (tmp_path / ".deploy" / "aws" / "state.json").exists()
+    assert not (folder / "state.json").exists()

@@ -111,13 +111,27 @@ def test_unknown_instance_type_names_other_regions(
 def test_bad_cidr_and_missing_key_fail_with_fixes(
     aws_env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ):
-    argv = preflight(tmp_path / "missing.pub", tmp_path, "--region", "us-east-1", "--json")
+    # Both are bad input, refused before any check runs or anything is saved.
+    argv = preflight(aws_env, tmp_path, "--region", "us-east-1", "--json")
     argv[argv.index("198.51.100.7/32")] = "0.0.0.0/0"
-    code = cli.main(argv)
-    result = checks(capsys)
-    assert code == 1
-    assert "ssh-keygen -t ed25519" in str(result["ssh key"]["fix"])
-    assert "whole internet" in str(result["admin cidr"]["detail"])
+    assert cli.main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert (
+        "error: invalid deploy settings: --admin-cidr: 0.0.0.0/0 would open SSH to the whole "
+        "internet" in captured.err
+    )
+    assert "\nfix: " in captured.err
+
+    missing = tmp_path / "missing.pub"
+    assert cli.main(preflight(missing, tmp_path, "--region", "us-east-1", "--json")) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert f"error: --ssh-key: cannot read {missing}: No such file or directory" in captured.err
+    assert "fix: pass the public key file (.pub), e.g. --ssh-key ~/.ssh/id_ed25519.pub" in (
+        captured.err
+    )
+    assert not (tmp_path / ".deploy").exists()
 
 
 def test_missing_credentials_fail(

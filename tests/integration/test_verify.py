@@ -51,14 +51,16 @@ def configured(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Iterator[G
         (tmp_path / "duo.yml").write_text(yaml.safe_dump(config))
         (tmp_path / "token").write_text(ADMIN_TOKEN + "\n")
         args = ["configure", "--config", str(tmp_path / "duo.yml")]
-        assert main([*args, "--token-file", str(tmp_path / "token")]) == 0
+        # The double answers plain HTTP on loopback: a lab GitLab without TLS.
+        assert main([*args, "--token-file", str(tmp_path / "token"), "--allow-http"]) == 0
         capsys.readouterr()
         yield double
 
 
 def run_verify(tmp_path: Path, double: GitLabDouble, *extra: str) -> tuple[int, str]:
     inventory = write_inventory(tmp_path / "inventory.yml", double.url)
-    args = ["verify", "--inventory", str(inventory), "--skip-suite", "--skip-rake", *extra]
+    args = ["verify", "--inventory", str(inventory), "--skip-suite", "--skip-rake", "--allow-http"]
+    args += extra
     return main(args), ""
 
 
@@ -78,12 +80,16 @@ def test_completion_through_a_configured_gitlab_passes_and_prints_latency(
 def test_token_found_in_the_deploy_secrets_next_to_the_inventory(
     tmp_path: Path, configured: GitLabDouble, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    secrets = tmp_path / ".deploy" / "hosts" / "secrets"
-    secrets.mkdir(parents=True)
-    (secrets / "gitlab_admin_token").write_text(ADMIN_TOKEN)
-    (tmp_path / "inventory").mkdir()
-    inventory = write_inventory(tmp_path / "inventory" / "hosts.yml", configured.url)
-    code = main(["verify", "--inventory", str(inventory), "--skip-suite", "--skip-rake", "--json"])
+    # A deployment folder holds its inventory and its secrets/ side by side.
+    folder = tmp_path / ".deploy" / "staging"
+    (folder / "secrets").mkdir(parents=True)
+    (folder / "secrets" / "gitlab_admin_token").write_text(ADMIN_TOKEN)
+    inventory = write_inventory(folder / "inventory.yml", configured.url)
+    # Another deployment's token is not taken for this one's.
+    (tmp_path / ".deploy" / "other" / "secrets").mkdir(parents=True)
+    (tmp_path / ".deploy" / "other" / "secrets" / "gitlab_admin_token").write_text(USER_TOKEN)
+    args = ["verify", "--inventory", str(inventory), "--skip-suite", "--skip-rake", "--json"]
+    code = main([*args, "--allow-http"])
     report = yaml.safe_load(capsys.readouterr().out)
     assert code == 0 and report["ok"] is True
     assert isinstance(report["completion_latency_ms"], int)
@@ -160,16 +166,22 @@ def test_rake_check_runs_over_ssh_with_the_inventory_user_and_key(tmp_path: Path
         path = tmp_path / "inventory.yml"
         path.write_text(yaml.safe_dump(inventory_for(hosts)))
         deployment = verify.load_deployment(path)
-        runner = verify.ssh_runner_for(deployment, str(hosts.key_file))
-        assert (runner.host, runner.port, runner.user) == (
+        known_hosts = tmp_path / "known_hosts"
+        runner = verify.ssh_runner_for(deployment, str(hosts.key_file), known_hosts)
+        assert (runner.host, runner.port, runner.user, runner.known_hosts) == (
             "127.0.0.1",
             hosts["gitlab-vm"].port,
             "ubuntu",
+            known_hosts,
         )
         checks = verify.rake_checks(runner, "root", timeout=30)
         assert hosts["gitlab-vm"].execs == [
             "sudo -n gitlab-rake 'gitlab:duo:verify_self_hosted_setup[root]'"
         ]
+        # The host key met on first login is pinned in the deployment's known_hosts.
+        key = hosts["gitlab-vm"].host_key
+        entry = f"[127.0.0.1]:{hosts['gitlab-vm'].port} {key.get_name()} {key.get_base64()}"
+        assert known_hosts.read_text().splitlines() == [entry]
     # The SSH stand-in runs nothing and prints nothing: that is not a pass.
     assert [c.status for c in checks] == ["fail"]
     assert checks[0].name == "rake printed no check"
@@ -179,13 +191,16 @@ def test_rake_check_reports_an_unreachable_gitlab_host(tmp_path: Path) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    runner = verify.SshRunner("127.0.0.1", "ubuntu", port, connect_timeout=5)
+    runner = verify.SshRunner(
+        "127.0.0.1", "ubuntu", tmp_path / "known_hosts", port=port, connect_timeout=5
+    )
     (check,) = verify.rake_checks(runner, "root", timeout=10)
     assert (check.status, check.hop, check.name) == (
         "fail",
         verify.HOP_GITLAB,
         "SSH to the GitLab host",
     )
+    assert "Connection refused" in check.detail or "Unable to connect" in check.detail
 
 
 def free_port() -> int:
@@ -318,3 +333,47 @@ def test_verify_command_with_the_suite_only(
     assert report["broken_hops"][0] == verify.HOP_GITLAB
     details = [c["detail"] for c in report["checks"] if c["status"] == "fail"]
     assert "GitLab service gitlab-runsvdir is not running" in details
+
+
+def test_rake_check_pins_in_the_known_hosts_beside_the_inventory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / ".deploy" / "lab"
+    folder.mkdir(parents=True)
+    with ssh_hosts(["gitlab-vm", "gateway-vm", "ollama-vm"]) as hosts:
+        inventory = folder / "inventory.yml"
+        inventory.write_text(yaml.safe_dump(inventory_for(hosts)))
+        args = ["verify", "--inventory", str(inventory), "--skip-suite", "--skip-completion"]
+        args += ["--ssh-key", str(hosts.key_file), "--json"]
+        assert main(args) == 1  # the stand-in prints no rake check
+        key = hosts["gitlab-vm"].host_key
+        name = f"[127.0.0.1]:{hosts['gitlab-vm'].port}"
+        assert (folder / "known_hosts").read_text().splitlines() == [
+            f"{name} {key.get_name()} {key.get_base64()}"
+        ]
+        capsys.readouterr()
+        # A host whose key differs from the pinned one is refused before any command runs.
+        forged = tmp_path / "forged_known_hosts"
+        forged.write_text(
+            f"{name} ssh-ed25519 "
+            "AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n"
+        )
+        executed = len(hosts["gitlab-vm"].execs)
+        assert main([*args, "--known-hosts", str(forged)]) == 1
+        report = json.loads(capsys.readouterr().out)
+        (check,) = report["checks"]
+        assert check["name"] == "SSH to the GitLab host"
+        assert "differs from the key pinned" in check["detail"]
+        assert len(hosts["gitlab-vm"].execs) == executed
+
+
+@pytest.mark.parametrize("user", ["root'; id; '", "$(id)", "Root"])
+def test_rake_user_that_is_not_a_user_name_is_bad_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], user: str
+) -> None:
+    inventory = write_inventory(tmp_path / "inventory.yml", "https://gitlab.example.com")
+    args = ["verify", "--inventory", str(inventory), "--skip-suite", "--skip-completion"]
+    assert main([*args, "--user", user]) == 2
+    err = capsys.readouterr().err
+    assert "is not a user name" in err
+    assert not (tmp_path / "known_hosts").exists()
