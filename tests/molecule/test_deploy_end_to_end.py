@@ -1,30 +1,45 @@
 """`duoctl deploy aws` from nothing to a verified completion, as far as this machine allows,
-with a failure injected at every step and a re-run that finishes the deploy.
+over real SSH, with a failure injected at every step, a Ctrl-C at the terraform step and at an
+Ansible step, and non-default service ports. Each re-run resumes where the last one stopped.
 
-Every step is the production step class; each is pointed at a local target:
+Every step is the production step class, reaching its component the way production does:
 - preflight: the real AWS checks against the moto server double (GPU quota 0 first);
-- terraform: the real terraform/aws applied to moto (first with a provider mirror that is empty);
-- inventory: the real duoctl.inventory from those outputs (first its path is taken by a folder);
-- wait_ssh: the real step; its probe reaches the three containers of the Molecule `site`
-  scenario through `docker exec`, as they run no SSH server (first the Ollama one is paused);
+- terraform: the real terraform/aws, copied into the deployment's own working directory
+  (.deploy/aws/terraform) and applied to moto (first with a provider mirror that is empty; then
+  interrupted with SIGINT while it creates the instances: Terraform stops cleanly, the re-run
+  finishes the apply);
+- inventory: the real inventory and ssh_config from the deployment (first the inventory's path
+  is taken by a folder);
+- wait_ssh: the real step and probe: paramiko over SSH to the GitLab container's public address,
+  and to the two private containers through it as the jump host, every host key pinned in the
+  deployment's known_hosts from the console output the cloud reports (ec2:GetConsoleOutput on
+  moto) before the first login (first the Ollama container is paused);
 - wait_dns: the real step with Let's Encrypt on; its resolver is a table that first answers
   nothing, then GitLab's public IP;
-- site: the real `ansible-playbook site.yml` on the written inventory. The containers stand in
-  for the VMs through the files Ansible reads beside an inventory: host_vars/ (the docker
-  connection, the container's address, the stand-in artifacts as air-gapped sources) and
-  group_vars/all.yml (the inventory's service URLs with each VM address translated to its
-  container's). No ACME server is reachable here, so the step passes gitlab_tls_mode=selfsigned.
-  First the Ollama release is missing;
-- duo: the real `ansible-playbook duo.yml` and `duoctl configure` against the GitLab API double,
-  which accepts the admin token that the stand-in GitLab issued in the site step (the two stand
-  in for one GitLab); first the API answers 502;
-- verify: the real `duoctl verify`: the infra suite on the containers through the inventory,
-  and a timed completion through the GitLab API double. The rake check is left out: the
-  stand-in GitLab has no Rails (its output parsing is tested on recorded outputs). First the
-  Ollama service is stopped.
+- site: the real `ansible-playbook site.yml` on the generated inventory, unchanged: Ansible's
+  own SSH through the deployment's ssh_config (known_hosts, ProxyJump via GitLab), sudo as
+  `ubuntu` (first the Ollama release is missing; then interrupted with SIGINT mid-play);
+- duo: the real step (the deployment's configuration, `duoctl configure` in-process) against the
+  GitLab API double, which accepts the admin token that the stand-in GitLab issued in the site
+  step (the two stand in for one GitLab); first the API answers 502;
+- verify: the real `duoctl verify`: the infra suite over SSH through the same inventory, and a
+  timed completion through the GitLab API double (first the Ollama service is stopped).
 
-Each run fails at the next step and names it; the next run resumes there; the last run finishes
-and a further run repeats nothing.
+Where the test path still differs from production, and why:
+- The VMs are systemd containers of the Molecule `site` scenario, started at the addresses
+  Terraform's outputs give once the terraform step has run (moto creates no machine); cloud-init's
+  part (the SSH key in authorized_keys, the host keys on the console) is played by
+  tests/tooling/cloud_init.py. The VPC ranges and the Elastic IP range are test ranges
+  (10.213.0.0/16) so the containers can hold the addresses; they are set with Terraform override
+  files in the deployment's working directory (kept there like a user's own `*_override.tf`),
+  which also point the AWS provider at moto.
+- The controller reaches the private containers directly too (one Docker host); the inventory
+  still takes the jump host, as the assertions on the ssh_config show.
+- The artifacts that cannot be downloaded here (GitLab package, gateway image, Ollama release)
+  come from host_vars/ beside the generated inventory (source variables, not connection ones).
+- No ACME server is reachable, so the site step passes gitlab_tls_mode=selfsigned; the stand-in
+  GitLab has no Rails, so verify leaves out the rake check (its parsing is tested on recorded
+  outputs), and the completion is answered by the GitLab API double.
 """
 
 from __future__ import annotations
@@ -32,8 +47,11 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,12 +60,16 @@ from typing import Any
 import pytest
 import yaml
 from duoctl import cli, deploy
+from duoctl.deploy.state import deployment_of
+from duoctl.deployment import Deployment
 from duoctl.pipeline import Context
 from duoctl.preflight.aws import run_checks as aws_checks
 
+from tests.doubles import aws_ec2_extras
 from tests.doubles.aws_moto_server import AWS_CREDENTIALS, MotoEndpoint, moto_server
 from tests.doubles.gitlab_api import GitLabDouble, gitlab_double
-from tests.terraform.tooling import aws_config_on_moto, cli_config
+from tests.terraform.tooling import MOTO_OVERRIDE, cli_config, find_mirror
+from tests.tooling import cloud_init
 
 pytestmark = pytest.mark.slow
 
@@ -55,14 +77,26 @@ ROOT = Path(__file__).resolve().parents[2]
 ANSIBLE_DIR = ROOT / "ansible"
 ARTIFACTS = ROOT / "tests" / ".artifacts" / "site"
 OLLAMA_ARCHIVE = "ollama-linux-amd64.tar.zst"
-ED25519_KEY = (
-    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl duo@test"
-)
-# The inventory's hosts -> the `site` scenario's containers and their addresses.
+# Test ranges for the VPC and the Elastic IPs, so the containers can hold the VMs' addresses.
+NETWORK_OVERRIDE = """# Test ranges (see the end-to-end test): the containers hold these addresses.
+variable "vpc_cidr" {
+  default = "10.213.64.0/20"
+}
+variable "public_subnet_cidr" {
+  default = "10.213.65.0/24"
+}
+variable "private_subnet_cidr" {
+  default = "10.213.66.0/24"
+}
+"""
+PRIVATE_RANGE = "10.213.64.0/20"
+PUBLIC_RANGE = "10.213.120.0/24"  # outside PRIVATE_RANGE, as the two Docker networks must be
+PORTS = {"gateway_port": 15052, "gateway_grpc_port": 15053, "ollama_port": 21434}
+# The inventory's hosts -> the `site` scenario's containers.
 CONTAINERS = {
-    "gitlab-vm": ("site-gitlab", "10.213.77.10"),
-    "gateway-vm": ("site-ai-gateway", "10.213.77.20"),
-    "ollama-vm": ("site-ollama", "10.213.77.30"),
+    "gitlab-vm": "site-gitlab",
+    "gateway-vm": "site-ai-gateway",
+    "ollama-vm": "site-ollama",
 }
 # What each host needs to install offline: the stand-in artifacts prepare.yml builds.
 HOST_SOURCES: dict[str, dict[str, Any]] = {
@@ -81,8 +115,10 @@ HOST_SOURCES: dict[str, dict[str, Any]] = {
 }
 
 
-def molecule(stage: str) -> None:
-    env = dict(os.environ, PY_COLORS="0", NO_COLOR="1", ANSIBLE_FORCE_COLOR="0")
+def molecule(stage: str, env_extra: dict[str, str] | None = None) -> None:
+    env = dict(
+        os.environ, PY_COLORS="0", NO_COLOR="1", ANSIBLE_FORCE_COLOR="0", **(env_extra or {})
+    )
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     print(f"\n----- molecule {stage} -s site -----", flush=True)
     subprocess.run(["molecule", stage, "-s", "site"], cwd=ANSIBLE_DIR, env=env, check=True)
@@ -93,36 +129,30 @@ def docker(*args: str, check: bool = True) -> None:
 
 
 @pytest.fixture
-def containers(container_tooling: str) -> Iterator[None]:
-    """The three systemd containers of the `site` scenario, booted, stand-in artifacts built."""
-    molecule("create")
-    try:
-        molecule("prepare")
-        yield
-    finally:
-        docker("unpause", "site-ollama", check=False)
-        molecule("destroy")
-
-
-@pytest.fixture
 def moto() -> Iterator[MotoEndpoint]:
     with moto_server(gpu_vcpu_quota=8) as endpoint:
+        aws_ec2_extras.set_elastic_ip_range(endpoint, PUBLIC_RANGE)
         yield endpoint
 
 
 @dataclass
-class Deployment:
-    """The user's side: a folder with the SSH key, the deploy's folder and the inventory."""
+class Deployment_:
+    """The user's side: a folder with the SSH key pair and the deployment's folder."""
 
     tmp: Path
-    terraform_dir: Path
     double: GitLabDouble
     double_ca: Path
+    moto: MotoEndpoint
     dns: dict[str, set[str]] = field(default_factory=dict)
+    containers_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def folder(self) -> Path:
+        return self.tmp / ".deploy" / "aws"
 
     @property
     def inventory(self) -> Path:
-        return self.tmp / "inventory" / "aws.yml"
+        return self.folder / "inventory.yml"
 
     @property
     def staging(self) -> Path:
@@ -130,10 +160,10 @@ class Deployment:
         return self.tmp / "staging"
 
     def argv(self) -> list[str]:
+        ports = [f"--{k.replace('_', '-')}={v}" for k, v in PORTS.items()]
         return [
             "deploy", "aws", "--region", "us-east-1", "--ssh-key", str(self.tmp / "id.pub"),
-            "--admin-cidr", "198.51.100.7/32", "--deploy-dir", str(self.tmp / ".deploy"),
-            "--inventory", str(self.inventory),
+            "--admin-cidr", "198.51.100.7/32", "--deploy-dir", str(self.tmp / ".deploy"), *ports,
         ]  # fmt: skip
 
     def run(self, steps: list[Attempts]) -> tuple[int, str]:
@@ -146,29 +176,40 @@ class Deployment:
 
 @pytest.fixture
 def deployment(
-    tmp_path: Path, moto: MotoEndpoint, containers: None, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Deployment]:
+    tmp_path: Path, moto: MotoEndpoint, container_tooling: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Deployment_]:
     if shutil.which("terraform") is None:
         pytest.fail("terraform is not on PATH: the deploy test needs it (make test installs it)")
-    found = aws_config_on_moto(moto, tmp_path / "terraform")
-    if found is None:
+    mirror = find_mirror()
+    if mirror is None:
         pytest.fail("no Terraform provider mirror with hashicorp/aws on this machine")
-    terraform_dir, cli_config_file = found
     for name, value in {
         **AWS_CREDENTIALS,
         "AWS_ENDPOINT_URL": moto,
         "AWS_CONFIG_FILE": str(tmp_path / "no-config"),
         "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-credentials"),
-        "TF_CLI_CONFIG_FILE": str(cli_config_file),
+        "TF_CLI_CONFIG_FILE": str(cli_config(mirror, tmp_path)),
         "TF_IN_AUTOMATION": "1",
         "CHECKPOINT_DISABLE": "1",
     }.items():
         monkeypatch.setenv(name, value)
-    (tmp_path / "id.pub").write_text(ED25519_KEY + "\n")
+    key = tmp_path / "id"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    workdir = tmp_path / ".deploy" / "aws" / "terraform"
+    workdir.mkdir(parents=True)
+    override = MOTO_OVERRIDE.read_text(encoding="utf-8").replace("MOTO_ENDPOINT", moto)
+    (workdir / "moto_endpoints_override.tf").write_text(override, encoding="utf-8")
+    (workdir / "network_override.tf").write_text(NETWORK_OVERRIDE, encoding="utf-8")
     (tmp_path / "staging").mkdir()
     (tmp_path / "double-tls").mkdir()
     with gitlab_double("18.6.1-ee", tls_dir=tmp_path / "double-tls") as double:
-        yield Deployment(tmp_path, terraform_dir, double, tmp_path / "double-tls" / "ca.crt")
+        d = Deployment_(tmp_path, double, tmp_path / "double-tls" / "ca.crt", moto)
+        try:
+            yield d
+        finally:
+            if d.containers_env:
+                docker("unpause", "site-ollama", check=False)
+                molecule("destroy", d.containers_env)
 
 
 # --- the steps, pointed at the local targets ------------------------------------------------
@@ -192,103 +233,115 @@ class Attempts:
         self.inner.run(ctx)
 
 
-def docker_probe(target: deploy.SshTarget, key_file: str | None, timeout: float) -> None:
-    """The SSH probe's stand-in: the host's container answers and systemd has booted."""
-    container = CONTAINERS[target.name][0]
-    result = subprocess.run(
-        ["docker", "exec", container, "systemctl", "is-system-running", "--wait"],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    if result.stdout.strip() not in ("running", "degraded"):
-        raise ConnectionError(result.stderr.strip() or result.stdout.strip())
+def boot_the_vms(d: Deployment_) -> Callable[[Context], None]:
+    """Once Terraform has made the VMs: the containers at their addresses, cloud-init played
+    (the deploy's public key installed, the host keys on each instance's console)."""
 
-
-def translate(value: str, addresses: dict[str, str]) -> str:
-    for vm_address, container_address in addresses.items():
-        value = value.replace(vm_address, container_address)
-    return value
-
-
-def point_inventory_at_containers(deployment: Deployment) -> None:
-    """host_vars/ and group_vars/all.yml beside the written inventory, for the containers."""
-    inventory = yaml.safe_load(deployment.inventory.read_text())
-    addresses: dict[str, str] = {}
-    folder = deployment.inventory.parent
-    (folder / "host_vars").mkdir(exist_ok=True)
-    ollama_archive = deployment.staging / OLLAMA_ARCHIVE
-    sources = {
-        **HOST_SOURCES,
-        "ollama-vm": {
-            "ollama_archive_src": str(ollama_archive),
-            "ollama_archive_sha256": (ARTIFACTS / "sha256sum.txt").read_text().split()[0],
-        },
-    }
-    for group in inventory["all"]["children"].values():
-        for host, host_vars in group["hosts"].items():
-            container, address = CONTAINERS[host]
-            addresses[host_vars["private_ip"]] = address
-            overlay = {
-                "ansible_connection": "community.docker.docker",
-                "ansible_host": container,
-                "ansible_user": "root",
-                "private_ip": address,
-                "common_hostname": "",  # Docker owns a container's hostname
-                **({"public_ip": address} if "public_ip" in host_vars else {}),
-                **sources[host],
-            }
-            (folder / "host_vars" / f"{host}.yml").write_text(yaml.safe_dump(overlay))
-    all_vars = inventory["all"]["vars"]
-    urls = ("gateway_url", "gateway_agent_platform_address", "ollama_endpoint")
-    (folder / "group_vars").mkdir(exist_ok=True)
-    (folder / "group_vars" / "all.yml").write_text(
-        yaml.safe_dump({key: translate(all_vars[key], addresses) for key in urls})
-    )
-
-
-def accept_the_admin_token(deployment: Deployment) -> Callable[[Context], None]:
     def before(ctx: Context) -> None:
-        token = ctx.paths.admin_token_file.read_text().strip()
-        deployment.double.tokens[token] = True
+        if d.containers_env:
+            return
+        vms: Deployment = deployment_of(ctx)
+        d.containers_env = {
+            "DUO_SITE_PRIVATE_SUBNET": PRIVATE_RANGE,
+            "DUO_SITE_PUBLIC_SUBNET": PUBLIC_RANGE,
+            "DUO_SITE_GITLAB_IP": vms.gitlab.private_ip,
+            "DUO_SITE_GITLAB_PUBLIC_IP": str(vms.gitlab.public_ip),
+            "DUO_SITE_GATEWAY_IP": vms.gateway.private_ip,
+            "DUO_SITE_OLLAMA_IP": vms.ollama.private_ip,
+        }
+        molecule("create", d.containers_env)
+        molecule("prepare", d.containers_env)
+        public_key = (d.tmp / "id.pub").read_text().strip()
+        for host in vms.hosts:
+            console = cloud_init.provision(CONTAINERS[host.name], public_key, [host.address])
+            aws_ec2_extras.set_console_output(d.moto, str(host.instance), console)
 
     return before
 
 
-def steps_for(deployment: Deployment) -> list[Attempts]:
+def artifacts_beside_the_inventory(d: Deployment_) -> None:
+    """host_vars/ beside the generated inventory: where each host finds what it installs."""
+    folder = d.inventory.parent / "host_vars"
+    folder.mkdir(exist_ok=True)
+    sources = {
+        **HOST_SOURCES,
+        "ollama-vm": {
+            "ollama_archive_src": str(d.staging / OLLAMA_ARCHIVE),
+            "ollama_archive_sha256": (ARTIFACTS / "sha256sum.txt").read_text().split()[0],
+        },
+    }
+    for host, values in sources.items():
+        # Docker owns a container's hostname.
+        (folder / f"{host}.yml").write_text(yaml.safe_dump({**values, "common_hostname": ""}))
+
+
+def accept_the_admin_token(d: Deployment_) -> Callable[[Context], None]:
+    def before(ctx: Context) -> None:
+        token = ctx.paths.admin_token_file.read_text().strip()
+        d.double.tokens[token] = True
+
+    return before
+
+
+def interrupt_when(marker: str, over: threading.Event) -> Callable[[Context], None]:
+    """Ctrl-C, as a terminal sends it to duoctl, once the deploy log shows `marker` (at most
+    once, and never after `over` is set)."""
+
+    def before(ctx: Context) -> None:
+        log = ctx.paths.log_file
+        seen = len(log.read_text()) if log.exists() else 0
+
+        def watch() -> None:
+            deadline = time.monotonic() + 600
+            while time.monotonic() < deadline and not over.is_set():
+                if marker in log.read_text()[seen:]:
+                    os.kill(os.getpid(), signal.SIGINT)
+                    return
+                time.sleep(0.1)
+
+        threading.Thread(target=watch, daemon=True).start()
+
+    return before
+
+
+def steps_for(d: Deployment_) -> list[Attempts]:
+    private_key = str(d.tmp / "id")
+
     def resolver(name: str) -> set[str]:
-        return deployment.dns.get(name, set())
+        return d.dns.get(name, set())
 
     return [
         Attempts(deploy.PreflightStep(checks=aws_checks)),
-        Attempts(deploy.TerraformStep(workdir=deployment.terraform_dir)),
-        Attempts(deploy.InventoryStep(workdir=deployment.terraform_dir)),
-        Attempts(deploy.WaitSshStep(probe=docker_probe, timeout=2.0, interval=1.0)),
+        Attempts(deploy.TerraformStep()),
+        Attempts(deploy.InventoryStep(), before=lambda ctx: artifacts_beside_the_inventory(d)),
+        Attempts(
+            deploy.WaitSshStep(
+                key_file=private_key,
+                host_keys=deploy.cloud_host_keys("aws", "us-east-1", None),
+                timeout=20.0,
+                interval=2.0,
+                cloud_keys_grace=0.0,
+            ),
+            before=boot_the_vms(d),
+        ),
         Attempts(deploy.WaitDnsStep(resolver=resolver, timeout=0.5, interval=0.1)),
         Attempts(
             deploy.PlaybookStep(
-                "site", "ansible/playbooks/site.yml", extra_vars={"gitlab_tls_mode": "selfsigned"}
-            ),
-            before=lambda ctx: point_inventory_at_containers(deployment),
+                "site",
+                "ansible/playbooks/site.yml",
+                extra_vars={"gitlab_tls_mode": "selfsigned"},
+                private_key=private_key,
+            )
         ),
         Attempts(
-            deploy.PlaybookStep(
-                "duo",
-                "ansible/playbooks/duo.yml",
-                extra_vars={
-                    "duo_duoctl_executable": deploy.tool_path("duoctl"),
-                    "gitlab_url": deployment.double.url,
-                    "duo_gitlab_ca_file": str(deployment.double_ca),
-                    "duo_gitlab_private_ca": True,
-                },
-            ),
-            before=accept_the_admin_token(deployment),
+            deploy.DuoStep(gitlab_url=d.double.url, ca_file=str(d.double_ca)),
+            before=accept_the_admin_token(d),
         ),
         Attempts(
             deploy.VerifyStep(
-                gitlab_url=deployment.double.url,
-                ca_file=str(deployment.double_ca),
+                private_key=private_key,
+                gitlab_url=d.double.url,
+                ca_file=str(d.double_ca),
                 skip_rake=True,
             )
         ),
@@ -304,32 +357,45 @@ class Fault:
     expected: tuple[str, ...]
     inject: Callable[[], None]
     repair: Callable[[], None]
+    code: int = 1
 
 
-def faults(
-    deployment: Deployment, moto: MotoEndpoint, monkeypatch: pytest.MonkeyPatch
-) -> list[Fault]:
-    tmp = deployment.tmp
+def faults(d: Deployment_, steps: list[Attempts], monkeypatch: pytest.MonkeyPatch) -> list[Fault]:
+    tmp = d.tmp
     empty_mirror = tmp / "empty-mirror"
     empty_mirror.mkdir()
     (tmp / "empty-mirror-rc").mkdir()
     broken_cli_config = cli_config(empty_mirror, tmp / "empty-mirror-rc")
     good_cli_config = os.environ["TF_CLI_CONFIG_FILE"]
-
-    def public_ip() -> str:
-        gitlab = yaml.safe_load(deployment.inventory.read_text())["all"]["children"]["gitlab"]
-        return str(gitlab["hosts"]["gitlab-vm"]["public_ip"])
+    by_name = {s.name: s for s in steps}
 
     def answer_dns() -> None:
-        ip = public_ip()
-        deployment.dns[f"gitlab.{ip}.sslip.io"] = {ip}
+        vms = Deployment.from_inventory(d.inventory)
+        ip = str(vms.gitlab.public_ip)
+        d.dns[vms.domain] = {ip}
+
+    over = threading.Event()
+
+    def arm(step: str, marker: str) -> Callable[[], None]:
+        def inject() -> None:
+            over.clear()
+            by_name[step].before = interrupt_when(marker, over)
+
+        return inject
+
+    def disarm(step: str) -> Callable[[], None]:
+        def repair() -> None:
+            over.set()
+            by_name[step].before = lambda ctx: None
+
+        return repair
 
     return [
         Fault(
             "preflight",
             ("L-DB2E81BA", "request-service-quota-increase"),
-            lambda: moto.set_gpu_vcpu_quota(0),
-            lambda: moto.set_gpu_vcpu_quota(8),
+            lambda: d.moto.set_gpu_vcpu_quota(0),
+            lambda: d.moto.set_gpu_vcpu_quota(8),
         ),
         Fault(
             "terraform",
@@ -338,34 +404,43 @@ def faults(
             lambda: monkeypatch.setenv("TF_CLI_CONFIG_FILE", good_cli_config),
         ),
         Fault(
+            "terraform",
+            ("Interrupted during terraform",),
+            arm("terraform", 'aws_instance.vm["gitlab"]: Creating...'),
+            disarm("terraform"),
+            code=130,
+        ),
+        Fault(
             "inventory",
-            ("cannot write the inventory", "aws.yml: something else than a file is there"),
-            lambda: deployment.inventory.mkdir(parents=True),
-            lambda: deployment.inventory.rmdir(),
+            ("cannot write", "inventory.yml: something else than a file is there"),
+            lambda: d.inventory.mkdir(parents=True),
+            lambda: d.inventory.rmdir(),
         ),
         Fault(
             "wait_ssh",
             ("no SSH after", "ollama-vm"),
-            lambda: docker("pause", "site-ollama"),
+            lambda: None,  # paused once the containers exist (below)
             lambda: docker("unpause", "site-ollama"),
         ),
-        Fault(
-            "wait_dns",
-            ("does not resolve to", "IN A"),
-            lambda: deployment.dns.clear(),
-            answer_dns,
-        ),
+        Fault("wait_dns", ("does not resolve to", "IN A"), d.dns.clear, answer_dns),
         Fault(
             "site",
             ("ansible-playbook exited with code 2", "ollama-vm failed at [ollama : "),
             lambda: None,  # the Ollama release is not in the staging folder yet
-            lambda: shutil.copy(ARTIFACTS / OLLAMA_ARCHIVE, deployment.staging / OLLAMA_ARCHIVE),
+            lambda: shutil.copy(ARTIFACTS / OLLAMA_ARCHIVE, d.staging / OLLAMA_ARCHIVE),
+        ),
+        Fault(
+            "site",
+            ("Interrupted during site", "stopping ansible-playbook cleanly"),
+            arm("site", "TASK [gitlab : "),
+            disarm("site"),
+            code=130,
         ),
         Fault(
             "duo",
-            ("localhost failed at [Fail with duoctl's error]", "GitLab answered HTTP 502"),
-            lambda: deployment.double.fail_next.extend([502] * 6),
-            lambda: deployment.double.fail_next.clear(),
+            ("duoctl configure failed", "GitLab answered HTTP 502"),
+            lambda: d.double.fail_next.extend([502] * 6),
+            lambda: d.double.fail_next.clear(),
         ),
         Fault(
             "verify",
@@ -376,43 +451,67 @@ def faults(
     ]
 
 
-def test_deploy_aws_end_to_end_with_a_failure_at_every_step(
-    deployment: Deployment, moto: MotoEndpoint, monkeypatch: pytest.MonkeyPatch
+def test_deploy_aws_end_to_end_over_ssh_with_a_failure_at_every_step(
+    deployment: Deployment_, moto: MotoEndpoint, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    steps = steps_for(deployment)
-    plan = faults(deployment, moto, monkeypatch)
-    assert [f.step for f in plan] == [s.name for s in steps]
+    d = deployment
+    steps = steps_for(d)
+    plan = faults(d, steps, monkeypatch)
+    assert list(dict.fromkeys(f.step for f in plan)) == [s.name for s in steps]
+    boot = steps[3].before
+
+    def boot_then_pause(ctx: Context) -> None:
+        boot(ctx)
+        if steps[3].runs == 1:
+            docker("pause", "site-ollama")
+
+    steps[3].before = boot_then_pause
     for fault in plan:
         fault.inject()
-        code, out = deployment.run(steps)
-        assert code == 1, out
-        failed = [line for line in out.splitlines() if "FAILED after" in line]
-        assert failed and f"] {fault.step}: FAILED" in failed[0], out
+        code, out = d.run(steps)
+        assert code == fault.code, out
+        if fault.code == 130:
+            assert f"Interrupted during {fault.step}" in out
+        else:
+            failed = [line for line in out.splitlines() if "FAILED after" in line]
+            assert failed and f"] {fault.step}: FAILED" in failed[0], out
         for text in fault.expected:
             assert text in out, f"{fault.step}: {text!r} not in the output:\n{out}"
         assert f"it resumes at {fault.step}" in out
         fault.repair()
 
-    code, out = deployment.run(steps)
+    code, out = d.run(steps)
     assert code == 0, out
     assert "Verified: GitLab → gateway → model answered a code completion" in out
-    # Each step failed once and succeeded once: no finished step ran again.
-    assert {s.name: s.runs for s in steps} == {s.name: 2 for s in steps}
-    assert out.count("done in an earlier run") == len(steps) - 1
+    # Each step ran once per fault it met plus the run that finished it; none ran again.
+    expected = {s.name: 1 + sum(f.step == s.name for f in plan) for s in steps}
+    assert {s.name: s.runs for s in steps} == expected
 
-    code, out = deployment.run(steps)
+    code, out = d.run(steps)
     assert code == 0, out
     assert out.count("done in an earlier run") == len(steps)
-    assert {s.runs for s in steps} == {2}
+    assert {s.name: s.runs for s in steps} == expected
 
+    # The interrupted apply left a sound state: one set of VMs, no lock.
+    workdir = d.folder / "terraform"
+    assert not (workdir / ".terraform.tfstate.lock.info").exists()
+    # Host keys: pinned from the console output, the ones the hosts really have.
+    vms = Deployment.from_inventory(d.inventory)
+    known = (d.folder / "known_hosts").read_text()
+    for host in vms.hosts:
+        for line in cloud_init.host_keys(CONTAINERS[host.name]):
+            key_type, blob = line.split()[:2]
+            assert f"{host.address} {key_type} {blob}" in known
+    ssh_config = (d.folder / "ssh_config").read_text()
+    assert f"Host gateway-vm {vms.gateway.private_ip}" in ssh_config
+    assert "ProxyJump gitlab-vm" in ssh_config
     # What the deploy left for the user.
-    secrets = deployment.tmp / ".deploy" / "aws" / "secrets"
+    secrets = d.folder / "secrets"
     token = (secrets / "gitlab_admin_token").read_text().strip()
     assert token and oct((secrets / "gitlab_admin_token").stat().st_mode & 0o777) == "0o600"
-    log = (deployment.tmp / ".deploy" / "aws" / "deploy.log").read_text()
+    log = (d.folder / "deploy.log").read_text()
     assert token not in log and token not in out
-    # verify's progress went to the tail and the log as it happened, its report to the user
     assert "running the infra suite on the hosts ..." in log
     assert "Hosts (testinfra suite tests/infra): " in log
-    instance = deployment.double.instance
-    assert instance.duo["aiGatewayUrl"] == "http://10.213.77.20:5052"
+    # The non-default ports reached the roles and GitLab.
+    assert d.double.instance.duo["aiGatewayUrl"] == f"http://{vms.gateway.private_ip}:15052"
