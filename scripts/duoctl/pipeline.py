@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol, TextIO
 
 from duoctl import process
+from duoctl.folder import DeploymentFolder
 
 TAIL_LINES = 15
 STATE_VERSION = 1
@@ -48,35 +49,6 @@ class Step(Protocol):
     name: str
 
     def run(self, ctx: Context) -> None: ...
-
-
-@dataclass(frozen=True)
-class DeployPaths:
-    """Where one deployment keeps its files: `<deploy_dir>/<target>/`."""
-
-    root: Path  # the repository: ansible/, terraform/
-    target_dir: Path  # .deploy/<cloud>
-    inventory: Path
-
-    @property
-    def state_file(self) -> Path:
-        return self.target_dir / "state.json"
-
-    @property
-    def log_file(self) -> Path:
-        return self.target_dir / "deploy.log"
-
-    @property
-    def secrets_dir(self) -> Path:
-        return self.target_dir / "secrets"
-
-    @property
-    def root_password_file(self) -> Path:
-        return self.secrets_dir / "gitlab_root_password"
-
-    @property
-    def admin_token_file(self) -> Path:
-        return self.secrets_dir / "gitlab_admin_token"
 
 
 def fmt_seconds(seconds: float) -> str:
@@ -194,7 +166,7 @@ class Context:
     """What a step sees: the target, its paths and settings, data kept between runs, output."""
 
     target: str  # aws | gcp | hosts
-    paths: DeployPaths
+    paths: DeploymentFolder
     progress: Progress
     settings: Any = None  # duoctl.settings.DeploySettings for a cloud, None for own hosts
     data: dict[str, Any] = field(default_factory=dict)  # saved in the state file
