@@ -50,11 +50,12 @@ class _GracefulStop:
     calls the sink: its notes go through the reentrant SimpleQueue the output goes through.
     """
 
-    def __init__(self, tool: str, items: SimpleQueue[str | None]) -> None:
+    def __init__(self, tool: str) -> None:
         self.tool = tool
-        self.items = items
+        self.items: SimpleQueue[str | None] = SimpleQueue()  # output lines, notes; None: end
         self.proc: subprocess.Popen[str] | None = None
         self.signum: int | None = None
+        self._once = threading.Lock()  # taken by the one SIGINT sent to the tool
 
     def __call__(self, signum: int, frame: FrameType | None) -> None:
         if self.signum is not None:
@@ -65,7 +66,8 @@ class _GracefulStop:
         self.forward()
 
     def forward(self) -> None:
-        if self.proc is not None and self.signum is not None:
+        """Send the tool SIGINT, once (an atomic test-and-set, safe from the handler too)."""
+        if self.proc is not None and self._once.acquire(blocking=False):
             self.proc.send_signal(signal.SIGINT)  # a no-op once the tool has exited
 
 
@@ -82,11 +84,10 @@ def run(
     Raises OSError when the tool cannot be started, and `Interrupted` once the tool has exited
     when a stop signal was received while it ran (the sink has then seen all its output).
     """
-    tool = Path(cmd[0]).name
-    items: SimpleQueue[str | None] = SimpleQueue()
+    stop = _GracefulStop(Path(cmd[0]).name)
     if threading.current_thread() is not threading.main_thread():
-        return _drain(_start(cmd, cwd, env, own_session=False), sink, items)
-    stop = _GracefulStop(tool, items)
+        stop.proc = _start(cmd, cwd, env, own_session=False)
+        return _drain(stop, sink)
     previous = {
         signum: signal.signal(signum, stop)
         for signum in STOP_SIGNALS
@@ -94,13 +95,14 @@ def run(
     }
     try:
         stop.proc = _start(cmd, cwd, env, own_session=True)
-        stop.forward()  # a signal received while the tool was being started
-        code = _drain(stop.proc, sink, items)
+        if stop.signum is not None:  # received while the tool was being started
+            stop.forward()
+        code = _drain(stop, sink)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, signal.SIG_DFL if handler is None else handler)
     if stop.signum is not None:
-        raise Interrupted(tool, stop.signum, code)
+        raise Interrupted(stop.tool, stop.signum, code)
     return code
 
 
@@ -120,13 +122,14 @@ def _start(
     )
 
 
-def _drain(proc: subprocess.Popen[str], sink: Sink, items: SimpleQueue[str | None]) -> int:
+def _drain(stop: _GracefulStop, sink: Sink) -> int:
     """Hand every line (and the notes of the signal handler) to `sink`; wait for the exit.
 
     A thread reads the pipe, so a note shows while the tool is silent. Should the sink fail,
     the tool is stopped the graceful way too, and its output read to the end before raising.
     """
-    assert proc.stdout is not None
+    proc, items = stop.proc, stop.items
+    assert proc is not None and proc.stdout is not None
     stdout = proc.stdout
 
     def read() -> None:
@@ -136,13 +139,13 @@ def _drain(proc: subprocess.Popen[str], sink: Sink, items: SimpleQueue[str | Non
         finally:
             items.put(None)
 
-    reader = threading.Thread(target=read, name="tool output", daemon=True)
+    reader = threading.Thread(target=read, name=f"{stop.tool} output", daemon=True)
     reader.start()
     try:
         while (item := items.get()) is not None:
             sink(item)
     except BaseException:
-        proc.send_signal(signal.SIGINT)
+        stop.forward()
         raise
     finally:
         code = proc.wait()

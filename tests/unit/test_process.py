@@ -20,7 +20,8 @@ from duoctl.process import Interrupted
 
 # Traps SIGINT and counts it; after the first one it keeps working until the test lets it go
 # (the MARKER file), so a wrongly forwarded second signal would be counted; then it prints
-# a lot (all of it must reach the sink) and exits with 130 like a tool stopped by Ctrl-C.
+# a lot (all of it must reach the sink), writes the count to MARKER.count and exits with 130
+# like a tool stopped by Ctrl-C.
 TRAPPING_CHILD = """
 import os, signal, sys, time
 marker = sys.argv[1]
@@ -40,6 +41,8 @@ time.sleep(0.3)
 for i in range(3000):
     print(f"saving {i}")
 print(f"child stopped after {count} SIGINT", flush=True)
+with open(marker + ".count", "w") as counted:
+    counted.write(str(count))
 sys.exit(130)
 """
 
@@ -230,3 +233,19 @@ def test_from_another_thread_it_runs_plainly_in_our_session(guard: list[int]):
     assert codes == [0]
     assert seen == [str(os.getsid(0))]
     assert _handlers() == before
+
+
+def test_a_sink_failing_after_the_signal_sends_no_second_sigint(tmp_path: Path, guard: list[int]):
+    marker = tmp_path / "marker"
+
+    def sink(line: str) -> None:
+        if line.startswith("ready"):
+            _signal_self(signal.SIGINT)
+        elif line == "child got SIGINT #1":
+            marker.touch()
+            raise RuntimeError("the sink broke")
+
+    with pytest.raises(RuntimeError, match="the sink broke"):
+        process.run([sys.executable, "-c", TRAPPING_CHILD, str(marker)], sink)
+    assert (tmp_path / "marker.count").read_text() == "1"
+    assert guard == []
