@@ -290,7 +290,7 @@ class Deployment(BaseModel):
                 },
             ],
         }
-        return validated(data, "bad Terraform outputs", fix)
+        return validated(data, "bad Terraform outputs", fix, OUTPUT_NAMES)
 
     # --- read from an inventory -----------------------------------------------------------
 
@@ -364,15 +364,31 @@ def _ports_from_urls(all_vars: Mapping[str, Any], path: Path) -> dict[str, int]:
     return ports
 
 
-def validated(data: Mapping[str, Any], what: str, fix: str) -> Deployment:
+# A field of the model -> the Terraform output it comes from, for messages.
+OUTPUT_NAMES = {
+    "domain": "gitlab_domain",
+    "hosts.0.public_ip": "gitlab_public_ip",
+    "hosts.0.private_ip": "gitlab_private_ip",
+    "hosts.1.private_ip": "gateway_private_ip",
+    "hosts.2.private_ip": "ollama_private_ip",
+    **{f"hosts.{i}.ssh_user": "ssh_user" for i in range(3)},
+    **{f"hosts.{i}.instance": "instances" for i in range(3)},
+    **{f"ports.{name}": name for name in DEFAULT_PORTS},
+}
+
+
+def validated(
+    data: Mapping[str, Any], what: str, fix: str, names: Mapping[str, str] | None = None
+) -> Deployment:
     try:
         return Deployment.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg'].removeprefix('Value error, ')}"
-            for err in exc.errors()
-        )
-        raise DuoctlError(f"{what}: {problems}", fix) from None
+        problems = []
+        for err in exc.errors():
+            location = ".".join(str(p) for p in err["loc"])
+            name = (names or {}).get(location, location)
+            problems.append(f"{name}: {err['msg'].removeprefix('Value error, ')}")
+        raise DuoctlError(f"{what}: {'; '.join(dict.fromkeys(problems))}", fix) from None
 
 
 def plain_values(outputs: Mapping[str, Any]) -> dict[str, Any]:

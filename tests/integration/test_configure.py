@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import time
 from collections.abc import Iterator
@@ -106,7 +107,12 @@ class Runner:
         path = self.tmp_path / "duo.yml"
         path.write_text(yaml.safe_dump(config))
         args = ["configure", "--config", str(path), *extra]
-        if "http://" in str(config.get("gitlab", {}).get("url", "")) or "http://" in str(extra):
+        urls = (
+            str(config.get("gitlab", {}).get("url", "")),
+            str(extra),
+            os.environ.get("GITLAB_URL"),
+        )
+        if any("http://" in str(url) for url in urls):
             args.append("--allow-http")  # the double speaks plain HTTP unless given a CA
         if token:
             args += ["--token-file", str(self.token_file)]
@@ -913,3 +919,18 @@ def test_activation_error_messages_never_echo_the_code(
     assert code == 1
     assert "Activation code [activation code] is already used" in out
     assert unchanged_fresh_instance(gitlab)
+
+
+def test_plain_http_gitlab_is_refused_without_allow_http(
+    gitlab: GitLabDouble, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The admin token never crosses the network in clear unless the user says so."""
+    path = tmp_path / "duo.yml"
+    path.write_text(yaml.safe_dump(example(gitlab)))
+    (tmp_path / "token").write_text(ADMIN_TOKEN + "\n")
+    before = gitlab.requests
+    code = main(["configure", "--config", str(path), "--token-file", str(tmp_path / "token")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "is not an https:// URL" in err and "--allow-http" in err
+    assert gitlab.requests == before, "nothing was sent"

@@ -382,3 +382,13 @@ def test_verify_step_shows_verify_input_errors(tmp_path: Path) -> None:
     with pytest.raises(StepFailed, match="exit code 2"):
         deploy.VerifyStep().run(ctx)
     assert f"error: the inventory {ctx.paths.inventory} does not exist" in out.getvalue()
+
+
+def test_named_deployments_get_their_own_resource_prefix() -> None:
+    from duoctl.deploy.commands import default_prefix
+
+    assert default_prefix("aws", "aws") == "duo"
+    assert default_prefix("staging", "aws") == "duo-staging"
+    long = default_prefix("a-very-long-deployment-name", "gcp")
+    assert long == "duo-a-very-long" and settings.PREFIX.match(long)
+    assert default_prefix("x-" * 7 + "y", "aws") == "duo-x-x-x-x-x-x"

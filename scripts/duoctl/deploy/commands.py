@@ -79,13 +79,23 @@ def load_settings(
     """The deployment's settings: options over saved over environment, validated."""
     cloud: Cloud = args.cloud
     saved = load_saved(folder.settings_file)
-    settings = resolve(cloud, _overrides(args), saved, detect)
+    overrides = _overrides(args)
+    if overrides.get("prefix") is None and "prefix" not in saved:
+        overrides["prefix"] = default_prefix(folder.name, cloud)
+    settings = resolve(cloud, overrides, saved, detect)
     if not saved.get("admin_cidr") and not args.admin_cidr:
         print(
             f"admin CIDR (SSH allowed from): {settings.admin_cidr} (detected; --admin-cidr)",
             file=sys.stderr,
         )
     return settings
+
+
+def default_prefix(name: str, cloud: str) -> str:
+    """The cloud resources' name prefix: `duo` for the deployment named after its cloud,
+    `duo-<name>` (cut to the 16 characters Terraform allows) for the others, so two
+    deployments in one account never share a resource name."""
+    return "duo" if name == cloud else f"duo-{name}"[:16].rstrip("-")
 
 
 def _fail(exc: DuoctlError) -> int:
