@@ -16,7 +16,7 @@ import pytest
 from duoctl import cli, deploy
 from duoctl.pipeline import (
     Context,
-    DeployPaths,
+    DeploymentFolder,
     Pipeline,
     Progress,
     RunResult,
@@ -49,7 +49,7 @@ class FakeStep:
 
 def make(tmp_path: Path, steps: list[FakeStep]) -> tuple[Pipeline, io.StringIO]:
     out = io.StringIO()
-    paths = DeployPaths(tmp_path, tmp_path / ".deploy" / "aws", tmp_path / "inventory.yml")
+    paths = DeploymentFolder(tmp_path / ".deploy" / "aws", tmp_path)
     ctx = Context("aws", paths, Progress(paths.log_file, out, tick=0.01, quiet_interval=0.05))
     return Pipeline(steps, ctx, "duoctl deploy aws"), out
 
