@@ -100,11 +100,11 @@ CONTAINERS = {
 }
 # What each host needs to install offline: the stand-in artifacts prepare.yml builds.
 HOST_SOURCES: dict[str, dict[str, Any]] = {
-    "gitlab-vm": {"gitlab_package_file": str(ARTIFACTS / "gitlab-ee_18.6.1-ee.0_amd64.deb")},
+    "gitlab-vm": {"gitlab_package_file": str(ARTIFACTS / "gitlab-ee_19.4.1-ee.0_amd64.deb")},
     "gateway-vm": {
         "ai_gateway_image_registry": "localhost",
         "ai_gateway_image_repository": "ai-gateway-standin",
-        "ai_gateway_image_archive": str(ARTIFACTS / "ai-gateway-standin-v18.6.1.tar.gz"),
+        "ai_gateway_image_archive": str(ARTIFACTS / "ai-gateway-standin-v19.4.1.tar.gz"),
         # Docker inside the container: its bridge must not overlap the test network.
         "ai_gateway_docker_daemon_config": {
             "bip": "192.168.224.1/24",
@@ -202,7 +202,7 @@ def deployment(
     (workdir / "network_override.tf").write_text(NETWORK_OVERRIDE, encoding="utf-8")
     (tmp_path / "staging").mkdir()
     (tmp_path / "double-tls").mkdir()
-    with gitlab_double("18.6.1-ee", tls_dir=tmp_path / "double-tls") as double:
+    with gitlab_double("19.4.1-ee", tls_dir=tmp_path / "double-tls") as double:
         d = Deployment_(tmp_path, double, tmp_path / "double-tls" / "ca.crt", moto)
         try:
             yield d

@@ -7,7 +7,7 @@ result to the gitlab role through its normal air-gapped source variable
 `gitlab_package_file`.
 
 Usage: python3 tests/doubles/gitlab_ee_package/build.py OUT_DIR [VERSION]
-       (VERSION default 18.6.1-ee.0; prints the package path)
+       (VERSION default 19.4.1-ee.0; prints the package path)
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_VERSION = "18.6.1-ee.0"
+DEFAULT_VERSION = "19.4.1-ee.0"
 
 
 def build(out_dir: Path, version: str = DEFAULT_VERSION) -> Path:

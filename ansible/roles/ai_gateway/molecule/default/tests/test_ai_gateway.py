@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 CONTAINER = "ai-gateway"
-IMAGE = "localhost/ai-gateway-standin:self-hosted-v18.6.1-ee"
+IMAGE = "localhost/ai-gateway-standin:self-hosted-v19.4.1-ee"
 UNAUTHENTICATED = {"error": "No authorization header presented"}
 
 

@@ -63,7 +63,7 @@ def curl(expected: Expected) -> str:
 
 
 def test_pinned_package_installed_and_held(host: Any) -> None:
-    assert host.package("gitlab-ee").version == "18.6.1-ee.0"
+    assert host.package("gitlab-ee").version == "19.4.1-ee.0"
     assert "hold" in host.check_output("dpkg --get-selections gitlab-ee")
 
 
