@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from duoctl import __version__
+from duoctl.deploy.commands import SETTINGS_KEYS, DeploymentOptions
 from duoctl.errors import EXIT_INTERRUPTED, DuoctlError
 
 
@@ -127,10 +128,30 @@ def _add_preflight(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     p.set_defaults(func=_run_preflight)
 
 
+def deployment_options(args: argparse.Namespace) -> DeploymentOptions:
+    """The options of preflight, deploy and destroy (and inventory's deployment)."""
+    inventory = getattr(args, "inventory", None)
+    return DeploymentOptions(
+        cloud=args.cloud,
+        name=args.name,
+        deploy_dir=Path(args.deploy_dir),
+        inputs={key: getattr(args, key, None) for key in SETTINGS_KEYS},
+        inventory=Path(inventory) if inventory else None,
+        from_step=getattr(args, "from_step", None),
+        json=getattr(args, "json", False),
+        yes=getattr(args, "yes", False),
+    )
+
+
+def deployment_options_for(argv: Sequence[str]) -> DeploymentOptions:
+    """`preflight|deploy|destroy ...` as the command would see it (for callers and tests)."""
+    return deployment_options(build_parser().parse_args(argv))
+
+
 def _run_preflight(args: argparse.Namespace) -> int:
     from duoctl import deploy
 
-    return deploy.preflight_main(args)
+    return deploy.preflight_main(deployment_options(args))
 
 
 def _add_deploy(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -159,7 +180,7 @@ def _add_deploy(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 def _run_deploy(args: argparse.Namespace) -> int:
     from duoctl import deploy
 
-    return deploy.deploy_main(args)
+    return deploy.deploy_main(deployment_options(args))
 
 
 def _add_destroy(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -175,7 +196,7 @@ def _add_destroy(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 def _run_destroy(args: argparse.Namespace) -> int:
     from duoctl import deploy
 
-    return deploy.destroy_main(args)
+    return deploy.destroy_main(deployment_options(args))
 
 
 def _add_inventory(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -201,7 +222,7 @@ def _run_inventory(args: argparse.Namespace) -> int:
 
     options = inventory.InventoryOptions(
         cloud=args.cloud,
-        folder=folder_of(args),
+        folder=folder_of(deployment_options(args)),
         from_json=Path(args.from_json) if args.from_json else None,
         ssh_key=args.ssh_key,
     )

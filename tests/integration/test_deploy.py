@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import os
@@ -206,7 +205,7 @@ def no_detection() -> str:
 
 
 def run_deploy(env: Env, steps: list[Recorder], *extra: str) -> tuple[int, str]:
-    args = cli.build_parser().parse_args(env.argv(*extra))
+    args = cli.deployment_options_for(env.argv(*extra))
     out = io.StringIO()
     code = deploy.deploy_main(args, detect=no_detection, steps=list(steps), progress_stream=out)
     return code, out.getvalue()
@@ -298,7 +297,7 @@ def test_from_and_changed_settings(env: Env):
 def test_settings_file_is_reused_and_strict(env: Env, capsys: pytest.CaptureFixture[str]):
     steps = local_steps(env, [])
     assert run_deploy(env, steps)[0] == 0
-    args = cli.build_parser().parse_args(
+    args = cli.deployment_options_for(
         [
             "deploy",
             "aws",
@@ -323,18 +322,18 @@ def test_undetectable_ip_asks_for_admin_cidr(env: Env, capsys: pytest.CaptureFix
     def offline() -> str:
         raise OSError("network unreachable")
 
-    args = cli.build_parser().parse_args(argv)
+    args = cli.deployment_options_for(argv)
     assert deploy.deploy_main(args, offline, [], io.StringIO()) == 2
     assert "--admin-cidr 198.51.100.7/32" in capsys.readouterr().err
-    args = cli.build_parser().parse_args(argv)
+    args = cli.deployment_options_for(argv)
     assert deploy.deploy_main(args, lambda: "192.0.2.44", [], io.StringIO()) == 0
     saved = (env.folder() / "settings.yml").read_text()
     assert "admin_cidr: 192.0.2.44/32" in saved
     assert "192.0.2.44/32 (detected" in capsys.readouterr().err
 
 
-def destroy_args(env: Env, *extra: str) -> argparse.Namespace:
-    return cli.build_parser().parse_args(
+def destroy_args(env: Env, *extra: str) -> deploy.DeploymentOptions:
+    return cli.deployment_options_for(
         ["destroy", "aws", "--deploy-dir", str(env.tmp / ".deploy"), *extra]
     )
 
@@ -413,7 +412,7 @@ def test_real_verify_step_checks_the_deployment_and_a_failure_stops_the_deploy(
 
 
 def test_deploy_hosts_needs_an_inventory(env: Env, capsys: pytest.CaptureFixture[str]):
-    args = cli.build_parser().parse_args(["deploy", "hosts", "--deploy-dir", str(env.tmp)])
+    args = cli.deployment_options_for(["deploy", "hosts", "--deploy-dir", str(env.tmp)])
     assert deploy.deploy_main(args, no_detection, [], io.StringIO()) == 2
     assert "--inventory" in capsys.readouterr().err
     assert os.environ["FAKE_ANSIBLE_RECORD"]

@@ -61,7 +61,7 @@ def test_pipeline_applies_terraform_aws_on_moto_and_destroys(
     inventory = folder / "inventory.yml"
     common = ["--region", "us-east-1", "--ssh-key", str(key), "--admin-cidr", "198.51.100.7/32"]
     common += ["--deploy-dir", str(tmp_path / ".deploy")]
-    args = cli.build_parser().parse_args(["deploy", "aws", *common])
+    args = cli.deployment_options_for(["deploy", "aws", *common])
     steps = [
         deploy.PreflightStep(checks=aws_checks),
         deploy.TerraformStep(source=terraform_aws),
@@ -91,7 +91,7 @@ def test_pipeline_applies_terraform_aws_on_moto_and_destroys(
     assert 'aws_instance.vm["ollama"]: Creation complete' in log
     assert log.count("Apply complete!") == 2
 
-    destroy = cli.build_parser().parse_args(["destroy", "aws", "--yes", *common])
+    destroy = cli.deployment_options_for(["destroy", "aws", "--yes", *common])
     assert deploy.destroy_main(destroy, source=terraform_aws) == 0
     states = {
         i["State"]["Name"] for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]

@@ -56,7 +56,7 @@ def test_deploy_hosts_waits_for_ssh_through_the_jump_host(
     ]
     argv = ["deploy", "hosts", "--inventory", str(inventory), "--deploy-dir", str(tmp_path)]
     out = io.StringIO()
-    code = deploy.deploy_main(cli.build_parser().parse_args(argv), steps=steps, progress_stream=out)
+    code = deploy.deploy_main(cli.deployment_options_for(argv), steps=steps, progress_stream=out)
     assert code == 0, out.getvalue()
     gitlab, gateway, ollama = (hosts[n] for n in NAMES)
     # The private hosts were reached through the GitLab host, which forwarded to them.
@@ -89,7 +89,7 @@ def test_deploy_hosts_waits_for_ssh_through_the_jump_host(
     # A changed inventory is a changed input: every step runs again.
     inventory.write_text(inventory.read_text().replace("10.0.3.10", "10.0.3.11"))
     out = io.StringIO()
-    code = deploy.deploy_main(cli.build_parser().parse_args(argv), steps=steps, progress_stream=out)
+    code = deploy.deploy_main(cli.deployment_options_for(argv), steps=steps, progress_stream=out)
     assert code == 0
     assert "The inputs changed since the last run (digest:" in out.getvalue()
 
@@ -102,7 +102,7 @@ def test_unreachable_host_times_out_naming_it(hosts: SshHosts, tmp_path: Path):
     steps = [deploy.WaitSshStep(key_file=str(hosts.key_file), interval=0.05, timeout=0.3)]
     argv = ["deploy", "hosts", "--inventory", str(path), "--deploy-dir", str(tmp_path)]
     out = io.StringIO()
-    code = deploy.deploy_main(cli.build_parser().parse_args(argv), steps=steps, progress_stream=out)
+    code = deploy.deploy_main(cli.deployment_options_for(argv), steps=steps, progress_stream=out)
     assert code == 1
     text = out.getvalue()
     assert "no SSH after 0s to ollama-vm:" in text
@@ -116,7 +116,7 @@ def test_a_changed_host_key_stops_the_wait_at_once(hosts: SshHosts, tmp_path: Pa
     steps = [deploy.WaitSshStep(key_file=str(hosts.key_file), interval=0.05, timeout=30)]
     argv = ["deploy", "hosts", "--inventory", str(path), "--deploy-dir", str(tmp_path)]
     out = io.StringIO()
-    code = deploy.deploy_main(cli.build_parser().parse_args(argv), steps=steps, progress_stream=out)
+    code = deploy.deploy_main(cli.deployment_options_for(argv), steps=steps, progress_stream=out)
     assert code == 0, out.getvalue()
     known_hosts = tmp_path / "hosts" / "known_hosts"
     gateway = f"[127.0.0.1]:{hosts['gateway-vm'].port}"
@@ -127,7 +127,7 @@ def test_a_changed_host_key_stops_the_wait_at_once(hosts: SshHosts, tmp_path: Pa
     ]
     known_hosts.write_text("\n".join(lines) + "\n")
     out = io.StringIO()
-    args = cli.build_parser().parse_args([*argv, "--from", "wait_ssh"])
+    args = cli.deployment_options_for([*argv, "--from", "wait_ssh"])
     code = deploy.deploy_main(args, steps=steps, progress_stream=out)
     text = out.getvalue()
     assert code == 1, text

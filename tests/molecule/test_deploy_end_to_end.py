@@ -167,7 +167,7 @@ class Deployment_:
         ]  # fmt: skip
 
     def run(self, steps: list[Attempts]) -> tuple[int, str]:
-        args = cli.build_parser().parse_args(self.argv())
+        args = cli.deployment_options_for(self.argv())
         out = io.StringIO()
         code = deploy.deploy_main(args, steps=list(steps), progress_stream=out)
         sys.stdout.write(out.getvalue())

@@ -17,7 +17,13 @@ from duoctl.deploy.cloud import (
     output_value,
     terraform_variables,
 )
-from duoctl.deploy.commands import deploy_main, destroy_main, load_settings, preflight_main
+from duoctl.deploy.commands import (
+    DeploymentOptions,
+    deploy_main,
+    destroy_main,
+    load_settings,
+    preflight_main,
+)
 from duoctl.deploy.duo_step import DuoStep
 from duoctl.deploy.playbooks import PlaybookStep, ansible_failures, tool_path
 from duoctl.deploy.steps import CLOUD_STEPS, HOSTS_STEPS, cloud_steps, hosts_steps
@@ -27,6 +33,7 @@ from duoctl.deploy.wait import WaitDnsStep, WaitSshStep, cloud_host_keys, probe_
 __all__ = [
     "CLOUD_STEPS",
     "HOSTS_STEPS",
+    "DeploymentOptions",
     "DuoStep",
     "InventoryStep",
     "PlaybookStep",

@@ -3,15 +3,15 @@ the exit code out."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from duoctl import terraform_workdir
+from duoctl import process, terraform_workdir
 from duoctl.deploy.cloud import PROVISIONAL_DOMAIN, terraform_variables
 from duoctl.deploy.steps import cloud_steps, hosts_steps
 from duoctl.deployment import Deployment
@@ -61,29 +61,46 @@ def repo_root() -> Path:
     return Path.cwd()
 
 
-def folder_of(args: argparse.Namespace, own_inventory: Path | None = None) -> DeploymentFolder:
-    """The deployment's folder: <--deploy-dir>/<--name, default the cloud>."""
-    name = getattr(args, "name", None) or args.cloud
-    return DeploymentFolder.of(args.deploy_dir, name, repo_root(), own_inventory)
+@dataclass(frozen=True)
+class DeploymentOptions:
+    """What preflight, deploy and destroy take: which deployment, the deploy inputs given on
+    the command line (keys of SETTINGS_KEYS; None or absent: not given), and the command's own
+    switches."""
+
+    cloud: Literal["aws", "gcp", "hosts"]
+    name: str | None = None  # None: the cloud
+    deploy_dir: Path = Path(".deploy")
+    inputs: Mapping[str, Any] = field(default_factory=dict)
+    inventory: Path | None = None  # deploy hosts: the user's inventory
+    from_step: str | None = None  # deploy: restart at this step
+    json: bool = False  # preflight: machine-readable output
+    yes: bool = False  # destroy: no confirmation question
+
+    def input(self, key: str) -> Any:
+        return self.inputs.get(key)
 
 
-def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    return {key: getattr(args, key, None) for key in SETTINGS_KEYS}
+def folder_of(options: DeploymentOptions, own_inventory: Path | None = None) -> DeploymentFolder:
+    """The deployment's folder: <deploy_dir>/<name, default the cloud>."""
+    name = options.name or options.cloud
+    return DeploymentFolder.of(options.deploy_dir, name, repo_root(), own_inventory)
 
 
 def load_settings(
-    args: argparse.Namespace,
+    options: DeploymentOptions,
     folder: DeploymentFolder,
     detect: Callable[[], str] = detect_public_ip,
 ) -> DeploySettings:
     """The deployment's settings: options over saved over environment, validated."""
-    cloud: Cloud = args.cloud
+    if options.cloud == "hosts":
+        raise SettingsError("own hosts have no cloud settings", "pass aws or gcp")
+    cloud: Cloud = options.cloud
     saved = load_saved(folder.settings_file)
-    overrides = _overrides(args)
+    overrides = {key: options.input(key) for key in SETTINGS_KEYS}
     if overrides.get("prefix") is None and "prefix" not in saved:
         overrides["prefix"] = default_prefix(folder.name, cloud)
     settings = resolve(cloud, overrides, saved, detect)
-    if not saved.get("admin_cidr") and not args.admin_cidr:
+    if not saved.get("admin_cidr") and not options.input("admin_cidr"):
         print(
             f"admin CIDR (SSH allowed from): {settings.admin_cidr} (detected; --admin-cidr)",
             file=sys.stderr,
@@ -103,21 +120,21 @@ def _fail(exc: DuoctlError) -> int:
     return exc.exit_code
 
 
-def preflight_main(args: argparse.Namespace, detect: Callable[[], str] = detect_public_ip) -> int:
+def preflight_main(options: DeploymentOptions, detect: Callable[[], str] = detect_public_ip) -> int:
     from duoctl import preflight
 
     try:
-        settings = load_settings(args, folder_of(args), detect)
+        settings = load_settings(options, folder_of(options), detect)
         settings.check_files()
     except DuoctlError as exc:
         return _fail(exc)
     results = preflight.run_checks(settings)
-    print(preflight.render(results, as_json=args.json))
+    print(preflight.render(results, as_json=options.json))
     return EXIT_OK if preflight.all_ok(results) else EXIT_FAILED
 
 
 def deploy_main(
-    args: argparse.Namespace,
+    options: DeploymentOptions,
     detect: Callable[[], str] = detect_public_ip,
     steps: list[Step] | None = None,
     progress_stream: Any = None,
@@ -125,27 +142,27 @@ def deploy_main(
     """Run (or resume) a deploy. `steps` replaces the default step list (used to aim it)."""
     settings: DeploySettings | None = None
     try:
-        if args.cloud == "hosts":
-            if not args.inventory:
+        if options.cloud == "hosts":
+            if not options.inventory:
                 raise SettingsError(
                     "deploy hosts needs --inventory",
                     "copy inventory/hosts.example.yml, fill it in, pass --inventory FILE",
                 )
-            inventory = Path(args.inventory).absolute()
+            inventory = options.inventory.absolute()
             if not inventory.is_file():
                 raise SettingsError(f"the inventory {inventory} does not exist", "pass its path")
-            folder = folder_of(args, inventory)
+            folder = folder_of(options, inventory)
             own_hosts = Deployment.from_inventory(inventory)  # checked before anything is written
             inputs: dict[str, Any] = {"inventory": str(inventory), "digest": file_digest(inventory)}
-            activation = activation_code_path(getattr(args, "activation_code_file", None))
+            activation = activation_code_path(options.input("activation_code_file"))
         else:
-            if getattr(args, "inventory", None):
+            if options.inventory:
                 raise SettingsError(
-                    f"--inventory is for deploy hosts; deploy {args.cloud} writes its own",
+                    f"--inventory is for deploy hosts; deploy {options.cloud} writes its own",
                     "leave it out: the inventory is <deploy-dir>/<name>/inventory.yml",
                 )
-            folder = folder_of(args)
-            settings = load_settings(args, folder, detect)
+            folder = folder_of(options)
+            settings = load_settings(options, folder, detect)
             settings.check_files()
             inputs = settings.fingerprint()
         with folder.lock():
@@ -158,14 +175,15 @@ def deploy_main(
                 if steps is not None
                 else (hosts_steps(activation) if settings is None else cloud_steps(settings))
             )
-            ctx = Context(args.cloud, folder, Progress(folder.log_file, progress_stream), settings)
-            command = f"duoctl deploy {args.cloud}"
-            if folder.name != args.cloud:
+            progress = Progress(folder.log_file, progress_stream)
+            ctx = Context(options.cloud, folder, progress, settings)
+            command = f"duoctl deploy {options.cloud}"
+            if folder.name != options.cloud:
                 command += f" --name {folder.name}"
-            if args.cloud == "hosts":
-                command += f" --inventory {args.inventory}"
+            if options.cloud == "hosts":
+                command += f" --inventory {options.inventory}"
             pipeline = Pipeline(chosen, ctx, command=command)
-            result = pipeline.run(inputs, from_step=args.from_step)
+            result = pipeline.run(inputs, from_step=options.from_step)
             if result is RunResult.DONE and settings is not None:
                 ctx.progress.note(
                     f"The GPU VM bills by the hour: `{command.replace('deploy', 'destroy', 1)}` "
@@ -182,7 +200,7 @@ def deploy_main(
 
 
 def destroy_main(
-    args: argparse.Namespace,
+    options: DeploymentOptions,
     detect: Callable[[], str] = detect_public_ip,
     confirm: Callable[[str], str] = input,
     source: Path | None = None,
@@ -193,7 +211,7 @@ def destroy_main(
     from duoctl import terraform
 
     try:
-        folder = folder_of(args)
+        folder = folder_of(options)
         if (
             not folder.settings_file.is_file()
             and not (folder.terraform_dir / "backend.tf").is_file()
@@ -203,15 +221,15 @@ def destroy_main(
                 "name it with --name (the folders of .deploy/ are the deployments), or pass "
                 "--deploy-dir",
             )
-        settings = load_settings(args, folder, lambda: "192.0.2.1")
+        settings = load_settings(options, folder, lambda: "192.0.2.1")
     except DuoctlError as exc:
         return _fail(exc)
     prompt = (
-        f"This destroys the {args.cloud} deployment {folder.name} ({settings.prefix!r} in "
+        f"This destroys the {options.cloud} deployment {folder.name} ({settings.prefix!r} in "
         f"{settings.region}): the three VMs, their disks (GitLab's data, the models) and the "
         f"network.\nType {folder.name!r} to confirm: "
     )
-    if not args.yes:
+    if not options.yes:
         try:
             answer = confirm(prompt)
         except EOFError:
@@ -230,16 +248,18 @@ def destroy_main(
             terraform_workdir.prepare(source_dir, folder.terraform_dir, backend)
             progress = Progress(folder.log_file, progress_stream)
             progress.start(f"terraform destroy ({folder.name}, {settings.region})")
+            again = f"`duoctl destroy {options.cloud} --name {folder.name}`"
             try:
                 terraform.init(folder.terraform_dir, sink=progress.output)
                 terraform.destroy(folder.terraform_dir, variables, sink=progress.output)
+            except process.Interrupted as exc:
+                progress.stop()
+                progress.note(f"Interrupted: {exc.tool} stopped cleanly. Run {again} again.")
+                return EXIT_INTERRUPTED
             except terraform.TerraformError as exc:
                 progress.stop()
                 progress.note(f"error: terraform destroy failed: {exc}")
-                progress.note(
-                    f"Re-run `duoctl destroy {args.cloud} --name {folder.name}`: "
-                    "destroying again is safe."
-                )
+                progress.note(f"Re-run {again}: destroying again is safe.")
                 return EXIT_FAILED
             progress.stop()
             state.unlink(missing_ok=True)
