@@ -62,7 +62,7 @@ class _GracefulStop:
             self.items.put(f"still waiting for {self.tool} to stop")
             return
         self.signum = signum
-        self.items.put(f"stopping {self.tool} cleanly (it saves its state); wait...")
+        self.items.put(f"stopping {self.tool} cleanly (it finishes what it is doing); wait...")
         self.forward()
 
     def forward(self) -> None:

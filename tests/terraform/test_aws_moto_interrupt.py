@@ -182,7 +182,7 @@ def test_a_stop_signal_during_apply_leaves_a_state_that_destroys_everything(
         driver.kill()
     output = driver.output()
     assert code == 130, output
-    assert "stopping terraform cleanly (it saves its state); wait..." in output
+    assert "stopping terraform cleanly (it finishes what it is doing); wait..." in output
     assert f"driver: interrupted: {signum.name} received" in output
     assert "Gracefully shutting down" in output, "Terraform's own graceful stop"
 

@@ -291,7 +291,7 @@ def test_ctrl_c_during_a_tool_stops_it_cleanly_and_is_recorded(tmp_path: Path):
     tool = Path(sys.executable).name
     assert f"Interrupted during terraform after 0s: {tool} stopped cleanly; run" in text
     log = (tmp_path / ".deploy/aws/deploy.log").read_text()
-    assert f"stopping {tool} cleanly (it saves its state); wait..." in log
+    assert f"stopping {tool} cleanly (it finishes what it is doing); wait..." in log
     assert "state saved after 1 SIGINT" in log
     state = json.loads((tmp_path / ".deploy/aws/state.json").read_text())
     assert state["steps"]["terraform"]["status"] == "interrupted"
@@ -303,6 +303,6 @@ def test_deploy_exits_130_when_interrupted(tmp_path: Path):
     argv = ["deploy", "hosts", "--inventory", str(inventory), "--deploy-dir", str(tmp_path)]
     steps = [InterruptedStep(Interrupted("ansible-playbook", signal.SIGINT, 99))]
     out = io.StringIO()
-    args = cli.build_parser().parse_args(argv)
+    args = cli.deployment_options_for(argv)
     assert deploy.deploy_main(args, steps=steps, progress_stream=out) == 130  # type: ignore[arg-type]
     assert "it resumes at site" in out.getvalue()

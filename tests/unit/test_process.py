@@ -112,7 +112,7 @@ def test_a_stop_signal_is_forwarded_once_and_the_output_drained(
     before = _handlers()
     seen, later = _trapping_run(tmp_path, first, (signal.SIGINT, signal.SIGTERM))
     tool = Path(sys.executable).name
-    stopping = f"stopping {tool} cleanly (it saves its state); wait..."
+    stopping = f"stopping {tool} cleanly (it finishes what it is doing); wait..."
     assert seen.count(stopping) == 1
     assert seen.index(stopping) < seen.index("child got SIGINT #1")
     assert seen.count(f"still waiting for {tool} to stop") == later
