@@ -102,6 +102,19 @@ def resolve_url(options: ConfigureOptions, cfg: DuoConfig) -> str:
     return str(url).rstrip("/")
 
 
+def check_ca_file(path: str | None) -> None:
+    """A CA bundle that cannot be read is bad input, named before any request."""
+    if path is None:
+        return
+    try:
+        Path(path).read_bytes()
+    except OSError as exc:
+        raise InputError(
+            f"--ca-file: cannot read {path}: {exc.strerror}; pass GitLab's CA certificate "
+            "(a deployment with a private CA keeps it in .deploy/<name>/secrets/gitlab_ca.crt)"
+        ) from None
+
+
 def resolve_token(options: ConfigureOptions) -> str:
     if options.token_file:
         try:
@@ -239,6 +252,7 @@ def run(options: ConfigureOptions) -> int:
             model.api_key()  # an unset variable or unreadable file is bad input: stop here
         code = resolve_activation_code(options, cfg)
         url = resolve_url(options, cfg)
+        check_ca_file(options.ca_file)
         token = resolve_token(options)
     except ConfigError as exc:
         return _fail(exc.render(), options, EXIT_BAD_INPUT)

@@ -934,3 +934,12 @@ def test_plain_http_gitlab_is_refused_without_allow_http(
     assert code == 2
     assert "is not an https:// URL" in err and "--allow-http" in err
     assert gitlab.requests == before, "nothing was sent"
+
+
+def test_unreadable_ca_file_is_bad_input_before_any_request(
+    gitlab: GitLabDouble, run: Runner, tmp_path: Path
+) -> None:
+    before = gitlab.requests
+    code, out = run(example(gitlab), "--ca-file", str(tmp_path / "missing-ca.crt"))
+    assert code == 2 and "--ca-file: cannot read" in out and "Traceback" not in out
+    assert gitlab.requests == before

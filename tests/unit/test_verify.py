@@ -458,3 +458,15 @@ def test_run_routes_every_line_to_the_caller(tmp_path: Path) -> None:
     # No gitlab_url in the inventory: bad input, reported on stderr, nothing run.
     assert verify.run(verify.VerifyOptions(inventory=inventory, out=lines.append)) == 2
     assert lines == []
+
+
+def test_unreadable_ca_file_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(
+        "all:\n  vars: {gitlab_url: 'https://gitlab.example.com'}\n"
+        "  children: {gitlab: {hosts: {g: {ansible_host: 203.0.113.10}}}}\n"
+    )
+    argv = ["verify", "--inventory", str(inventory), "--skip-suite", "--skip-rake"]
+    assert main([*argv, "--ca-file", str(tmp_path / "missing.crt")]) == 2
+    err = capsys.readouterr().err
+    assert "--ca-file: cannot read" in err and "Traceback" not in err

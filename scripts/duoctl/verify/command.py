@@ -13,6 +13,7 @@ from pathlib import Path
 
 import requests
 
+from duoctl.configure import InputError, check_ca_file
 from duoctl.deployment import check_user
 from duoctl.errors import DuoctlError
 from duoctl.verify.completion import completion_check
@@ -125,6 +126,10 @@ def _completion_inputs(
     token_file = options.token_file or find_file(d / "gitlab_admin_token" for d in dirs)
     token = read_token(token_file) if token_file else os.environ.get("GITLAB_TOKEN") or None
     ca_file = options.ca_file or find_file(d / "gitlab_ca.crt" for d in dirs)
+    try:
+        check_ca_file(str(ca_file) if ca_file else None)
+    except InputError as exc:
+        raise VerifyInputError(str(exc)) from None
     return gitlab_url, token, str(ca_file) if ca_file else True
 
 
