@@ -18,6 +18,7 @@ from pathlib import Path
 from duoctl.deployment import Deployment, Target, plain_values
 from duoctl.errors import EXIT_OK, DuoctlError
 from duoctl.folder import DeploymentFolder
+from duoctl.terraform_workdir import check_local_state
 
 
 def write_text(path: Path, text: str, mode: int = 0o644) -> bool:
@@ -90,6 +91,7 @@ def run(options: InventoryOptions) -> int:
                 f"deploy it first (duoctl deploy {options.cloud} --name {folder.name}), or pass "
                 "saved outputs with --from-json FILE",
             )
+        check_local_state(folder.terraform_dir)
         try:
             outputs = terraform.outputs(folder.terraform_dir)
         except terraform.TerraformError as exc:

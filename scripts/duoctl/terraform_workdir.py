@@ -59,6 +59,34 @@ class StateBackend(BaseModel):
         return f'terraform {{\n  backend "{self.kind}" {{\n{body}  }}\n}}\n'
 
 
+def check_local_state(workdir: Path) -> None:
+    """A local state file that is not JSON is bad input, named before Terraform runs."""
+    state = workdir / "terraform.tfstate"
+    try:
+        text = state.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not a text file"
+        text, problem = "", f"cannot be read: {reason}"
+    else:
+        problem = "is not a Terraform state (not JSON)"
+    try:
+        if text:
+            json.loads(text)
+            return
+    except ValueError:
+        pass
+    backup = state.with_name("terraform.tfstate.backup")
+    fix = (
+        f"restore Terraform's previous state: cp {backup} {state}"
+        if backup.is_file()
+        else "restore it from your backup; without a state Terraform no longer knows the VMs "
+        "(remove them in the cloud console, then delete the file)"
+    )
+    raise DuoctlError(f"the Terraform state {state} {problem}", fix)
+
+
 def prepare(source: Path, workdir: Path, backend_hcl: str) -> None:
     """Copy the root module's *.tf into `workdir`, drop module files the source no longer has
     (keeping the user's *_override.tf), and write backend.tf."""

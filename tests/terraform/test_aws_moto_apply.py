@@ -174,17 +174,15 @@ def test_inventory_from_the_real_outputs(
     workdir, outputs, _ = deployment
     saved = tmp_path / "outputs.json"
     saved.write_text(terraform.run(workdir, "output", "-json").stdout, encoding="utf-8")
-    inventory = tmp_path / "aws.yml"
+    folder = tmp_path / ".deploy" / "aws"
+    inventory = folder / "inventory.yml"
     command = [str(BIN / "duoctl"), "inventory", "aws", "--from-json", str(saved)]
-    first = subprocess.run(
-        [*command, "--output", str(inventory)], capture_output=True, text=True, check=False
-    )
+    command += ["--deploy-dir", str(tmp_path / ".deploy")]
+    first = subprocess.run(command, capture_output=True, text=True, check=False)
     assert first.returncode == 0, first.stderr
     assert "written" in first.stdout
     text = inventory.read_text(encoding="utf-8")
-    again = subprocess.run(
-        [*command, "--output", str(inventory)], capture_output=True, text=True, check=False
-    )
+    again = subprocess.run(command, capture_output=True, text=True, check=False)
     assert again.returncode == 0 and "unchanged" in again.stdout
     assert inventory.read_text(encoding="utf-8") == text
 
@@ -200,13 +198,19 @@ def test_inventory_from_the_real_outputs(
     assert data["ai_gateway"]["hosts"] == ["gateway-vm"]
     assert data["ollama"]["hosts"] == ["ollama-vm"]
     gitlab, gateway, ollama = (hostvars[h] for h in ("gitlab-vm", "gateway-vm", "ollama-vm"))
-    jump = f"-o ProxyJump=ubuntu@{outputs['gitlab_public_ip']} -o StrictHostKeyChecking=accept-new"
+    ssh_config = folder / "ssh_config"
     assert gitlab["ansible_host"] == gitlab["public_ip"] == outputs["gitlab_public_ip"]
     assert gitlab["private_ip"] == outputs["gitlab_private_ip"]
-    assert "ansible_ssh_common_args" not in gitlab
     assert gateway["ansible_host"] == gateway["private_ip"] == outputs["gateway_private_ip"]
     assert ollama["ansible_host"] == ollama["private_ip"] == outputs["ollama_private_ip"]
-    assert gateway["ansible_ssh_common_args"] == ollama["ansible_ssh_common_args"] == jump
+    # Every host through the deployment's ssh_config: the private ones jump through GitLab.
+    for host in (gitlab, gateway, ollama):
+        assert host["ansible_ssh_common_args"] == f"-F {ssh_config}"
+    config = ssh_config.read_text(encoding="utf-8")
+    assert f"Host gateway-vm {outputs['gateway_private_ip']}" in config
+    assert config.count("ProxyJump gitlab-vm") == 2
+    # The instance IDs are what the SSH wait asks the console output for.
+    assert gitlab["duo_instance"].startswith("i-") and gateway["duo_instance"].startswith("i-")
     for host in (gitlab, gateway, ollama):
         assert host["duo_cloud"] == "aws"
         assert host["ansible_user"] == "ubuntu"

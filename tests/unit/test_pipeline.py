@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import signal
 import sys
@@ -306,3 +307,24 @@ def test_deploy_exits_130_when_interrupted(tmp_path: Path):
     args = cli.deployment_options_for(argv)
     assert deploy.deploy_main(args, steps=steps, progress_stream=out) == 130  # type: ignore[arg-type]
     assert "it resumes at site" in out.getvalue()
+
+
+def test_sigterm_during_a_python_step_is_recorded_as_interrupted(tmp_path: Path) -> None:
+    """SIGTERM (a closed session, `kill`) while duoctl itself works: the same clean record."""
+
+    class Terminated:
+        name = "wait_ssh"
+
+        def run(self, ctx: Context) -> None:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler interrupts this
+            raise AssertionError("SIGTERM was not turned into an interrupt")
+
+    inventory = tmp_path / "hosts.yml"
+    shutil.copy(Path(__file__).resolve().parents[2] / "inventory" / "hosts.example.yml", inventory)
+    argv = ["deploy", "hosts", "--inventory", str(inventory), "--deploy-dir", str(tmp_path)]
+    out = io.StringIO()
+    options = cli.deployment_options_for(argv)
+    assert deploy.deploy_main(options, steps=[Terminated()], progress_stream=out) == 130
+    assert "it resumes at wait_ssh" in out.getvalue()
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL, "the handler was restored"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from duoctl.errors import DuoctlError
-from duoctl.terraform_workdir import StateBackend, prepare
+from duoctl.terraform_workdir import StateBackend, check_local_state, prepare
 from pydantic import ValidationError
 
 
@@ -53,3 +53,18 @@ def test_backends() -> None:
 def test_bad_backend_settings(fields: dict[str, str], problem: str) -> None:
     with pytest.raises(ValidationError, match=problem):
         StateBackend(**fields)  # type: ignore[arg-type]
+
+
+def test_a_damaged_local_state_is_named_with_the_fix(tmp_path: Path) -> None:
+    check_local_state(tmp_path)  # no state yet: fine
+    state = tmp_path / "terraform.tfstate"
+    state.write_text('{"version": 4, "resources": []}')
+    check_local_state(tmp_path)
+    state.write_text("")
+    with pytest.raises(DuoctlError, match="is not a Terraform state") as damaged:
+        check_local_state(tmp_path)
+    assert "restore it from your backup" in damaged.value.fix
+    (tmp_path / "terraform.tfstate.backup").write_text("{}")
+    with pytest.raises(DuoctlError) as damaged:
+        check_local_state(tmp_path)
+    assert damaged.value.fix.startswith("restore Terraform's previous state: cp ")

@@ -3,12 +3,16 @@ the exit code out."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
+import signal
 import sys
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any, Literal
 
 from duoctl import process, terraform_workdir
@@ -108,6 +112,24 @@ def load_settings(
     return settings
 
 
+@contextlib.contextmanager
+def stop_signal_as_interrupt() -> Iterator[None]:
+    """SIGTERM stops a Python step the way Ctrl-C does (a tool that runs meanwhile gets its
+    own clean stop from duoctl.process), so the step is recorded as interrupted."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def default_prefix(name: str, cloud: str) -> str:
     """The cloud resources' name prefix: `duo` for the deployment named after its cloud,
     `duo-<name>` (cut to the 16 characters Terraform allows) for the others, so two
@@ -164,6 +186,7 @@ def deploy_main(
             folder = folder_of(options)
             settings = load_settings(options, folder, detect)
             settings.check_files()
+            terraform_workdir.check_local_state(folder.terraform_dir)
             inputs = settings.fingerprint()
         with folder.lock():
             if settings is not None:
@@ -183,7 +206,8 @@ def deploy_main(
             if options.cloud == "hosts":
                 command += f" --inventory {options.inventory}"
             pipeline = Pipeline(chosen, ctx, command=command)
-            result = pipeline.run(inputs, from_step=options.from_step)
+            with stop_signal_as_interrupt():
+                result = pipeline.run(inputs, from_step=options.from_step)
             if result is RunResult.DONE and settings is not None:
                 ctx.progress.note(
                     f"The GPU VM bills by the hour: `{command.replace('deploy', 'destroy', 1)}` "
@@ -222,6 +246,7 @@ def destroy_main(
                 "--deploy-dir",
             )
         settings = load_settings(options, folder, lambda: "192.0.2.1")
+        terraform_workdir.check_local_state(folder.terraform_dir)
     except DuoctlError as exc:
         return _fail(exc)
     prompt = (
