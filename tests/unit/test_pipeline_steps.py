@@ -392,3 +392,46 @@ def test_named_deployments_get_their_own_resource_prefix() -> None:
     long = default_prefix("a-very-long-deployment-name", "gcp")
     assert long == "duo-a-very-long" and settings.PREFIX.match(long)
     assert default_prefix("x-" * 7 + "y", "aws") == "duo-x-x-x-x-x-x"
+
+
+def test_wait_ssh_pins_the_keys_the_cloud_reports_before_the_first_login(tmp_path: Path):
+    from duoctl.hostkeys import keys_from_console
+
+    ctx, _ = make_ctx(tmp_path, None)
+    remember_deployment(ctx)
+    ctx.data["deployment"]["hosts"][0]["instance"] = "i-0123456789abcdef0"
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+    console = f"-----BEGIN SSH HOST KEY KEYS-----\n{key} root@vm\n-----END SSH HOST KEY KEYS-----"
+    reported: list[list[Any]] = [[], keys_from_console(console)]  # first boot: nothing yet
+    seen_known_hosts: list[str] = []
+
+    def host_keys(deployment: Any, host: Any) -> list[Any]:
+        return reported.pop(0) if host.name == "gitlab-vm" else []
+
+    def probe(host: Any, jump: Any, key_file: Any, timeout: float, known_hosts: Path) -> None:
+        if host.name == "gitlab-vm":
+            seen_known_hosts.append(known_hosts.read_text())
+
+    step = deploy.WaitSshStep(host_keys=host_keys, probe=probe, interval=0.0, cloud_keys_grace=60)
+    step.run(ctx)
+    # The login came only after the keys were pinned: never a first-use trust for gitlab-vm.
+    assert seen_known_hosts == [f"203.0.113.10 {key}\n"]
+    assert "pinned 1 host keys of gitlab-vm from the cloud" in ctx.paths.log_file.read_text()
+
+
+def test_wait_ssh_trusts_on_first_use_when_the_cloud_reports_nothing(tmp_path: Path):
+    ctx, _ = make_ctx(tmp_path, None)
+    remember_deployment(ctx)
+    ctx.data["deployment"]["hosts"][0]["instance"] = "i-0123456789abcdef0"
+    probed: list[str] = []
+    step = deploy.WaitSshStep(
+        host_keys=lambda deployment, host: [],
+        probe=lambda host, *rest: probed.append(host.name),
+        interval=0.0,
+        cloud_keys_grace=0.0,
+    )
+    step.run(ctx)
+    assert probed == ["gitlab-vm", "gateway-vm", "ollama-vm"]
+    assert "gitlab-vm: the cloud reports no host key for it yet; pinning the key of the first" in (
+        ctx.paths.log_file.read_text()
+    )
