@@ -31,6 +31,7 @@ from duoctl.config import (
     load_config,
     read_activation_code_file,
 )
+from duoctl.errors import DuoctlError
 from duoctl.gitlab_api import (
     DUO_ENTERPRISE,
     REDACTED,
@@ -64,7 +65,7 @@ AFTER_ACTIVATION = (
 )
 
 
-class InputError(Exception):
+class InputError(DuoctlError):
     """A problem with the command line or the environment, found before any request."""
 
 

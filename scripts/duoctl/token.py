@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from duoctl.errors import DuoctlError
 
-class TokenFileError(ValueError):
+
+class TokenFileError(DuoctlError):
     """The token file cannot be used; the message names the file and the problem."""
 
 

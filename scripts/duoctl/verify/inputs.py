@@ -9,12 +9,13 @@ from typing import Any
 
 import yaml
 
+from duoctl.errors import DuoctlError
 from duoctl.token import TokenFileError, read_token_file
 from duoctl.verify.rake import SshRunner
 
 
-class VerifyInputError(Exception):
-    """Bad input: the message names the problem and the fix."""
+class VerifyInputError(DuoctlError):
+    """Bad input: the message names the problem and the fix (exit code 2)."""
 
 
 @dataclass(frozen=True)
