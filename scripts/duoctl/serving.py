@@ -762,3 +762,23 @@ def ollama_num_parallel(
     if per_slot_gb <= 0 or free_gb <= per_slot_gb:
         return 1
     return max(1, min(MAX_OLLAMA_PARALLEL, int(free_gb // per_slot_gb)))
+
+
+# --- Google Cloud: the accelerator of a machine type (the table of terraform/gcp/gpu.tf) ------
+
+GCP_BUILTIN_GPUS: dict[str, tuple[str, int]] = {
+    **{f"g2-standard-{n}": ("nvidia-l4", 1) for n in (4, 8, 12, 16, 32)},
+    "g2-standard-24": ("nvidia-l4", 2),
+    "g2-standard-48": ("nvidia-l4", 4),
+    "g2-standard-96": ("nvidia-l4", 8),
+    **{f"a2-highgpu-{n}g": ("nvidia-tesla-a100", n) for n in (1, 2, 4, 8)},
+    "a2-megagpu-16g": ("nvidia-tesla-a100", 16),
+    **{f"a2-ultragpu-{n}g": ("nvidia-a100-80gb", n) for n in (1, 2, 4, 8)},
+}
+GCP_DEFAULT_GPU = ("nvidia-tesla-t4", 1)  # what an N1 machine type gets attached by default
+
+
+def gcp_accelerator(machine_type: str) -> tuple[str, int]:
+    """The accelerator type and count of a Google Cloud GPU VM: built into A2 and G2, one
+    nvidia-tesla-t4 attached to N1 (the Terraform default)."""
+    return GCP_BUILTIN_GPUS.get(machine_type, GCP_DEFAULT_GPU)

@@ -9,8 +9,10 @@ three gaps closed so the project's code sees what a real account shows:
 - Canonical's Ubuntu 24.04 (noble, amd64, hvm-ssd-gp3) AMIs, owner 099720109477, are seeded
   through ``MOTO_AMIS_PATH``; moto loads that list into every region's backend.
 - moto does not implement the EC2 service quotas: ``ServiceQuotasBackend.get_service_quota`` is
-  patched so that ``L-DB2E81BA`` ("Running On-Demand G and VT instances", vCPUs) answers the value
-  the test chooses, per region if wanted, with the field names of the real GetServiceQuota answer;
+  patched so that ``L-DB2E81BA`` ("Running On-Demand G and VT instances", vCPUs) and
+  ``L-417A185B`` ("Running On-Demand P instances", vCPUs; 0 unless set, as on a new account)
+  answer the values the test chooses, per region if wanted, with the field names of the real
+  GetServiceQuota answer;
   GetAWSDefaultServiceQuota (missing from moto, called by the Terraform data source) answers the
   same document.
 - Optionally, instances boot: with ``boot_seconds``, a new instance is ``pending`` for that long,
@@ -29,6 +31,7 @@ Usage::
                      aws_access_key_id="testing", aws_secret_access_key="testing")
         endpoint_url.set_gpu_vcpu_quota(0)                    # change it while running
         endpoint_url.set_gpu_vcpu_quota({"us-east-1": 0, "default": 8})
+        endpoint_url.set_quota("L-417A185B", 96)             # the P instances quota
 
 Credentials: any access key works (moto does not check them); ``AWS_CREDENTIALS`` below are the
 conventional ones. By hand: ``python tests/doubles/aws_moto_server.py --port 5000``.
@@ -55,6 +58,9 @@ from typing import Any
 
 GPU_QUOTA_CODE = "L-DB2E81BA"
 GPU_QUOTA_NAME = "Running On-Demand G and VT instances"
+P_QUOTA_CODE = "L-417A185B"
+P_QUOTA_NAME = "Running On-Demand P instances"
+QUOTA_NAMES = {GPU_QUOTA_CODE: GPU_QUOTA_NAME, P_QUOTA_CODE: P_QUOTA_NAME}
 CANONICAL_OWNER_ID = "099720109477"
 DEFAULT_GPU_VCPU_QUOTA = 8.0  # enough for a g4dn.xlarge (4 vCPUs) plus a spare
 AWS_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
@@ -117,9 +123,22 @@ class MotoEndpoint(str):
 
     def set_gpu_vcpu_quota(self, quota: QuotaSetting) -> None:
         """Value of L-DB2E81BA from now on: one number, or {region: value, "default": value}."""
-        tmp = self.quota_file.with_suffix(".tmp")
+        self.set_quota(GPU_QUOTA_CODE, quota)
+
+    def set_quota(self, code: str, quota: QuotaSetting) -> None:
+        """Value of the vCPU quota `code` (L-DB2E81BA or L-417A185B) from now on."""
+        target = _quota_file(self.quota_file, code)
+        tmp = target.with_suffix(".tmp")
         tmp.write_text(json.dumps(_quota_document(quota)), encoding="utf-8")
-        tmp.replace(self.quota_file)
+        tmp.replace(target)
+
+
+def _quota_file(gpu_quota_file: Path, code: str) -> Path:
+    """Where the value of quota `code` lives: the G quota in the server's quota file, the
+    others beside it."""
+    if code == GPU_QUOTA_CODE:
+        return gpu_quota_file
+    return gpu_quota_file.with_name(f"quota_{code}.json")
 
 
 def free_port() -> int:
@@ -183,18 +202,19 @@ def _patch_service_quotas(quota_file: Path) -> None:
     def get_service_quota(
         self: ServiceQuotasBackend, service_code: str, quota_code: str
     ) -> dict[str, Any]:
-        if service_code != "ec2" or quota_code != GPU_QUOTA_CODE:
+        if service_code != "ec2" or quota_code not in QUOTA_NAMES:
             return original(self, service_code, quota_code)
-        values = json.loads(quota_file.read_text(encoding="utf-8"))
+        path = _quota_file(quota_file, quota_code)
+        values = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
         value = float(values.get(self.region_name, values.get("default", 0.0)))
         return {
             "ServiceCode": "ec2",
             "ServiceName": "Amazon Elastic Compute Cloud (Amazon EC2)",
             "QuotaArn": (
-                f"arn:aws:servicequotas:{self.region_name}:{self.account_id}:ec2/{GPU_QUOTA_CODE}"
+                f"arn:aws:servicequotas:{self.region_name}:{self.account_id}:ec2/{quota_code}"
             ),
-            "QuotaCode": GPU_QUOTA_CODE,
-            "QuotaName": GPU_QUOTA_NAME,
+            "QuotaCode": quota_code,
+            "QuotaName": QUOTA_NAMES[quota_code],
             "Value": value,
             "Unit": "None",
             "Adjustable": True,

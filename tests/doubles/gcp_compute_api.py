@@ -46,6 +46,14 @@ MACHINE_SPECS = {  # guestCpus, memoryMb of the real types
     "e2-medium": (2, 4096),
     "n1-standard-4": (4, 15360),
 }
+# GPU machine types, offered only in the zones a test says (Zone.machine_types); A2 and G2
+# report their built-in accelerators as the real API does.
+GPU_MACHINE_SPECS = {  # guestCpus, memoryMb, (accelerator type, count) built in
+    "g2-standard-8": (8, 32768, ("nvidia-l4", 1)),
+    "g2-standard-24": (24, 98304, ("nvidia-l4", 2)),
+    "a2-highgpu-1g": (12, 87040, ("nvidia-tesla-a100", 1)),
+    "a2-ultragpu-1g": (12, 174080, ("nvidia-a100-80gb", 1)),
+}
 
 
 @dataclass
@@ -202,17 +210,21 @@ class _Handler(BaseHTTPRequestHandler):
             self._not_found(path)
             return
         cpus, memory = MACHINE_SPECS.get(type_name, (2, 4096))
-        self._send(
-            200,
-            {
-                "kind": "compute#machineType",
-                "name": type_name,
-                "guestCpus": cpus,
-                "memoryMb": memory,
-                "zone": zone_name,
-                "selfLink": f"{base}/zones/{zone_name}/machineTypes/{type_name}",
-            },
-        )
+        body: dict[str, Any] = {
+            "kind": "compute#machineType",
+            "name": type_name,
+            "guestCpus": cpus,
+            "memoryMb": memory,
+            "zone": zone_name,
+            "selfLink": f"{base}/zones/{zone_name}/machineTypes/{type_name}",
+        }
+        if type_name in GPU_MACHINE_SPECS:
+            cpus, memory, (accelerator, count) = GPU_MACHINE_SPECS[type_name]
+            body.update(guestCpus=cpus, memoryMb=memory)
+            body["accelerators"] = [
+                {"guestAcceleratorType": accelerator, "guestAcceleratorCount": count}
+            ]
+        self._send(200, body)
 
     def _accelerators(self, base: str, zone_name: str) -> None:
         found = self._find_zone(zone_name)

@@ -168,3 +168,48 @@ def test_missing_region_is_bad_input(
     monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
     assert cli.main(preflight(aws_env, tmp_path)) == 2
     assert "--region us-east-1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("instance_type", "code", "vcpus"),
+    [("g6.2xlarge", "L-DB2E81BA", 8), ("g6e.xlarge", "L-DB2E81BA", 4)],
+)
+def test_g_family_types_count_against_the_g_quota(
+    aws_env: Path,
+    moto: MotoEndpoint,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    instance_type: str,
+    code: str,
+    vcpus: int,
+):
+    saved = tmp_path / ".deploy" / "aws" / "settings.yml"
+    saved.parent.mkdir(parents=True)
+    saved.write_text(f"ollama_machine_type: {instance_type}\n")
+    moto.set_gpu_vcpu_quota(4)
+    code_ok = cli.main(preflight(aws_env, tmp_path, "--region", "us-east-1", "--json"))
+    result = checks(capsys)[f"gpu quota {code}"]
+    assert f"{instance_type} needs {vcpus}" in str(result["detail"])
+    assert (code_ok == 0) == (vcpus <= 4)
+    assert result["ok"] == (vcpus <= 4)
+
+
+def test_p_family_counts_against_the_p_quota(
+    aws_env: Path, moto: MotoEndpoint, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    saved = tmp_path / ".deploy" / "aws" / "settings.yml"
+    saved.parent.mkdir(parents=True)
+    saved.write_text("ollama_machine_type: p5.4xlarge\n")
+    moto.set_quota("L-417A185B", 0)
+    code = cli.main(preflight(aws_env, tmp_path, "--region", "us-east-1", "--json"))
+    result = checks(capsys)
+    assert code == 1
+    quota = result["gpu quota L-417A185B"]
+    assert "gpu quota L-DB2E81BA" not in result
+    assert not quota["ok"]
+    assert '"Running On-Demand P instances" in us-east-1: 0 vCPUs' in str(quota["detail"])
+    assert "p5.4xlarge needs 16" in str(quota["detail"])
+    assert "--quota-code L-417A185B --desired-value 16 --region us-east-1" in str(quota["fix"])
+    moto.set_quota("L-417A185B", {"us-east-1": 16, "default": 0})
+    assert cli.main(preflight(aws_env, tmp_path, "--region", "us-east-1", "--json")) == 0
+    assert checks(capsys)["gpu quota L-417A185B"]["ok"]

@@ -141,3 +141,57 @@ def test_expired_credentials_say_log_in_again(world: ComputeWorld, settings: Dep
     assert "expired" in results["gcp credentials"].detail
     assert "gcloud auth application-default login" in results["gcp credentials"].fix
     assert world.requests == []  # refused before any request left
+
+
+def test_g2_needs_the_l4_quota_and_a_zone_with_l4(
+    world: ComputeWorld, clients: ComputeClients, settings: DeploySettings
+):
+    g2 = settings.model_copy(update={"ollama_machine_type": "g2-standard-8"})
+    region = world.regions["europe-west4"]
+    for zone in region.values():
+        zone.machine_types.add("g2-standard-8")
+    region["europe-west4-c"].accelerators.add("nvidia-l4")
+    world.region_quotas["europe-west4"]["NVIDIA_L4_GPUS"] = (1.0, 0.0)
+    results = by_name(run_checks(g2, clients))
+    assert all(r.ok for r in results.values()), render(list(results.values()))
+    assert "NVIDIA_T4_GPUS" not in str(results)
+    assert "needs 1 nvidia-l4" in results["gpu quota NVIDIA_L4_GPUS"].detail
+    assert results["machine types"].value == "europe-west4-c"  # the only zone with the L4
+
+    chosen = by_name(run_checks(g2.model_copy(update={"zone": "europe-west4-a"}), clients))
+    assert "nvidia-l4 not offered in europe-west4-a" in chosen["machine types"].detail
+    assert "--zone europe-west4-c" in chosen["machine types"].fix
+
+    world.region_quotas["europe-west4"]["NVIDIA_L4_GPUS"] = (0.0, 0.0)
+    quota = by_name(run_checks(g2, clients))["gpu quota NVIDIA_L4_GPUS"]
+    assert not quota.ok
+    assert (
+        "--quota-id=NVIDIA-L4-GPUS-per-project-region --dimensions=region=europe-west4 "
+        "--preferred-value=1" in quota.fix
+    )
+
+
+def test_a2_ultragpu_needs_the_a100_80gb_quota(
+    world: ComputeWorld, clients: ComputeClients, settings: DeploySettings
+):
+    a2 = settings.model_copy(update={"ollama_machine_type": "a2-ultragpu-1g"})
+    results = by_name(run_checks(a2, clients))
+    quota = results["gpu quota NVIDIA_A100_80GB_GPUS"]
+    assert not quota.ok and "no NVIDIA_A100_80GB_GPUS quota in europe-west4" in quota.detail
+    assert "--quota-id=NVIDIA-A100-80GB-GPUS-per-project-region" in quota.fix
+    machine = results["machine types"]
+    assert not machine.ok
+    assert "offers all of a2-ultragpu-1g" in machine.detail
+    assert machine.detail.endswith("nvidia-a100-80gb")
+    assert "accelerator-types list --filter=name=nvidia-a100-80gb" in machine.fix
+
+
+def test_two_gpus_need_two_in_the_global_quota(
+    world: ComputeWorld, clients: ComputeClients, settings: DeploySettings
+):
+    g2 = settings.model_copy(update={"ollama_machine_type": "g2-standard-24"})
+    world.region_quotas["europe-west4"]["NVIDIA_L4_GPUS"] = (4.0, 0.0)
+    result = by_name(run_checks(g2, clients))["gpu quota GPUS_ALL_REGIONS"]
+    assert not result.ok
+    assert "needs 2 nvidia-l4" in result.detail
+    assert "--quota-id=GPUS-ALL-REGIONS-per-project --preferred-value=2" in result.fix

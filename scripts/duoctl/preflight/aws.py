@@ -25,13 +25,25 @@ from duoctl.settings import DeploySettings
 
 GPU_QUOTA_CODE = "L-DB2E81BA"
 GPU_QUOTA_NAME = "Running On-Demand G and VT instances"
+P_QUOTA_CODE = "L-417A185B"
+P_QUOTA_NAME = "Running On-Demand P instances"
+
+
+def quota_of(instance_type: str) -> tuple[str, str, list[str]]:
+    """The On-Demand vCPU quota an instance type counts against: code, name, and the instance
+    type patterns that share it (g4dn, g5, g6, g6e: G and VT; p4d, p5: P)."""
+    if instance_type.startswith("p"):
+        return P_QUOTA_CODE, P_QUOTA_NAME, ["p*"]
+    return GPU_QUOTA_CODE, GPU_QUOTA_NAME, ["g*", "vt*"]
+
+
 SUGGESTED_GPU_REGIONS = ("us-east-1", "us-west-2", "eu-west-1", "eu-central-1", "ap-northeast-1")
 
 
-def quota_request_command(desired: int, region: str) -> str:
+def quota_request_command(desired: int, region: str, code: str = GPU_QUOTA_CODE) -> str:
     return (
         "aws service-quotas request-service-quota-increase --service-code ec2 "
-        f"--quota-code {GPU_QUOTA_CODE} --desired-value {desired} --region {region}"
+        f"--quota-code {code} --desired-value {desired} --region {region}"
     )
 
 
@@ -135,21 +147,21 @@ def _other_region_fix(types: list[str], region: str) -> str:
     )
 
 
-def _quota_value(quotas: Any) -> float:
+def _quota_value(quotas: Any, code: str = GPU_QUOTA_CODE) -> float:
     try:
-        answer = quotas.get_service_quota(ServiceCode="ec2", QuotaCode=GPU_QUOTA_CODE)
+        answer = quotas.get_service_quota(ServiceCode="ec2", QuotaCode=code)
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") != "NoSuchResourceException":
             raise
-        answer = quotas.get_aws_default_service_quota(ServiceCode="ec2", QuotaCode=GPU_QUOTA_CODE)
+        answer = quotas.get_aws_default_service_quota(ServiceCode="ec2", QuotaCode=code)
     return float(answer["Quota"]["Value"])
 
 
-def _gpu_vcpus_in_use(ec2: Any) -> int:
+def _gpu_vcpus_in_use(ec2: Any, patterns: list[str] | None = None) -> int:
     pages = ec2.get_paginator("describe_instances").paginate(
         Filters=[
             {"Name": "instance-state-name", "Values": ["pending", "running"]},
-            {"Name": "instance-type", "Values": ["g*", "vt*"]},
+            {"Name": "instance-type", "Values": patterns or ["g*", "vt*"]},
         ]
     )
     used = 0
@@ -162,25 +174,27 @@ def _gpu_vcpus_in_use(ec2: Any) -> int:
 
 
 def check_gpu_quota(session: Any, ec2: Any, settings: DeploySettings) -> CheckResult:
-    name = f"gpu quota {GPU_QUOTA_CODE}"
+    """The vCPUs of the GPU instance type against its family's On-Demand quota (G and VT for
+    g4dn/g5/g6/g6e, P for p4d/p5), minus what running instances of that family use."""
     gpu_type = settings.machine_types()["ollama"]
+    code, quota_name, patterns = quota_of(gpu_type)
+    name = f"gpu quota {code}"
     region = settings.region
     try:
         info = ec2.describe_instance_types(InstanceTypes=[gpu_type])["InstanceTypes"][0]
         needed = int(info["VCpuInfo"]["DefaultVCpus"])
-        limit = _quota_value(session.client("service-quotas"))
-        in_use = _gpu_vcpus_in_use(ec2)
+        limit = _quota_value(session.client("service-quotas"), code)
+        in_use = _gpu_vcpus_in_use(ec2, patterns)
     except (ClientError, BotoCoreError) as exc:
         return failed(
             name,
             f"cannot read the quota ({_error(exc)})",
             f"check it by hand: aws service-quotas get-service-quota --service-code ec2 "
-            f"--quota-code {GPU_QUOTA_CODE} --region {region}",
+            f"--quota-code {code} --region {region}",
         )
     free = limit - in_use
     detail = (
-        f'"{GPU_QUOTA_NAME}" in {region}: {limit:g} vCPUs, {in_use} in use; '
-        f"{gpu_type} needs {needed}"
+        f'"{quota_name}" in {region}: {limit:g} vCPUs, {in_use} in use; {gpu_type} needs {needed}'
     )
     if free < needed:
         desired = int(in_use + needed)
@@ -188,7 +202,7 @@ def check_gpu_quota(session: Any, ec2: Any, settings: DeploySettings) -> CheckRe
             name,
             detail,
             f"request an increase (approval can take hours on a new account):\n"
-            f"{quota_request_command(desired, region)}",
+            f"{quota_request_command(desired, region, code)}",
         )
     return passed(name, detail)
 

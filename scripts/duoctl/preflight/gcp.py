@@ -1,5 +1,7 @@
-"""Google Cloud preflight: credentials and project, region and zone, machine types and the T4
-offered in the zone, GPU quotas (regional NVIDIA_T4_GPUS and global GPUS_ALL_REGIONS)."""
+"""Google Cloud preflight: credentials and project, region and zone, machine types and the GPU
+offered in the zone, GPU quotas (the accelerator's regional quota, NVIDIA_T4_GPUS for the
+default T4, and global GPUS_ALL_REGIONS). The accelerator follows the model server's machine
+type: built into A2 (A100) and G2 (L4), a T4 attached to N1."""
 
 from __future__ import annotations
 
@@ -20,15 +22,28 @@ from duoctl.preflight.checks import (
     failed,
     passed,
 )
-from duoctl.settings import GCP_GPU_TYPE, DeploySettings
+from duoctl.serving import GCP_GPU_QUOTAS, gcp_accelerator
+from duoctl.settings import DeploySettings
 
 REGIONAL_GPU_QUOTA = "NVIDIA_T4_GPUS"
 GLOBAL_GPU_QUOTA = "GPUS_ALL_REGIONS"
 GPUS_NEEDED = 1
-QUOTA_IDS = {  # Cloud Quotas IDs of the two metrics (gcloud beta quotas info list shows them)
-    REGIONAL_GPU_QUOTA: "NVIDIA-T4-GPUS-per-project-region",
-    GLOBAL_GPU_QUOTA: "GPUS-ALL-REGIONS-per-project",
-}
+
+
+def quota_id(metric: str) -> str:
+    """The Cloud Quotas ID of a quota metric (gcloud beta quotas info list shows them):
+    NVIDIA_L4_GPUS -> NVIDIA-L4-GPUS-per-project-region, GPUS_ALL_REGIONS -> ...-per-project."""
+    scope = "per-project" if metric == GLOBAL_GPU_QUOTA else "per-project-region"
+    return f"{metric.replace('_', '-')}-{scope}"
+
+
+QUOTA_IDS = {metric: quota_id(metric) for metric in (*GCP_GPU_QUOTAS.values(), GLOBAL_GPU_QUOTA)}
+
+
+def gpu_of(settings: DeploySettings) -> tuple[str, int, str]:
+    """The model server VM's accelerator type, count, and regional quota metric."""
+    accelerator, count = gcp_accelerator(settings.machine_types()["ollama"])
+    return accelerator, count, GCP_GPU_QUOTAS.get(accelerator, REGIONAL_GPU_QUOTA)
 
 
 @dataclass
@@ -64,13 +79,14 @@ def _error(exc: Exception) -> str:
 
 def quota_fix(metric: str, settings: DeploySettings, needed: int) -> str:
     project = settings.project
-    dims = f" --dimensions=region={settings.region}" if metric == REGIONAL_GPU_QUOTA else ""
-    where = f"region {settings.region}" if metric == REGIONAL_GPU_QUOTA else "global"
+    regional = metric != GLOBAL_GPU_QUOTA
+    dims = f" --dimensions=region={settings.region}" if regional else ""
+    where = f"region {settings.region}" if regional else "global"
     return (
         f"request {metric} ({where}) >= {needed}: console https://console.cloud.google.com/"
         f"iam-admin/quotas?project={project} (filter {metric}, Edit quotas), or\n"
         f"gcloud beta quotas preferences create --service=compute.googleapis.com "
-        f"--project={project} --quota-id={QUOTA_IDS[metric]}{dims} --preferred-value={needed}\n"
+        f"--project={project} --quota-id={quota_id(metric)}{dims} --preferred-value={needed}\n"
         "(a free-trial account must upgrade to a paid billing account first)"
     )
 
@@ -83,17 +99,21 @@ def _quota(quotas: Any, metric: str) -> tuple[float, float] | None:
 
 
 def check_quota(quotas: Any, metric: str, settings: DeploySettings) -> CheckResult:
-    scope = settings.region if metric == REGIONAL_GPU_QUOTA else "all regions"
+    """The model server VM's GPUs against a quota: its accelerator's regional metric, or the
+    global GPUS_ALL_REGIONS."""
+    scope = "all regions" if metric == GLOBAL_GPU_QUOTA else settings.region
+    accelerator, needed, _metric = gpu_of(settings)
     name = f"gpu quota {metric}"
     found = _quota(quotas, metric)
     if found is None:
-        return failed(
-            name, f"no {metric} quota in {scope}", quota_fix(metric, settings, GPUS_NEEDED)
-        )
+        return failed(name, f"no {metric} quota in {scope}", quota_fix(metric, settings, needed))
     limit, usage = found
-    detail = f"{scope}: limit {limit:g}, in use {usage:g}; the Ollama VM needs {GPUS_NEEDED} T4"
-    if limit - usage < GPUS_NEEDED:
-        return failed(name, detail, quota_fix(metric, settings, int(usage) + GPUS_NEEDED))
+    detail = (
+        f"{scope}: limit {limit:g}, in use {usage:g}; the model server VM needs "
+        f"{needed} {accelerator}"
+    )
+    if limit - usage < needed:
+        return failed(name, detail, quota_fix(metric, settings, int(usage) + needed))
     return passed(name, detail)
 
 
@@ -146,8 +166,10 @@ def check_region(clients: ComputeClients, settings: DeploySettings) -> tuple[Che
     return passed(name, settings.region), region
 
 
-def _offers(clients: ComputeClients, project: str, zone: str, types: list[str]) -> list[str]:
-    """What of the machine types and the T4 the zone does NOT offer."""
+def _offers(
+    clients: ComputeClients, project: str, zone: str, types: list[str], accelerator: str
+) -> list[str]:
+    """What of the machine types and the accelerator the zone does NOT offer."""
     missing = []
     for machine_type in types:
         try:
@@ -155,8 +177,8 @@ def _offers(clients: ComputeClients, project: str, zone: str, types: list[str]) 
         except gexc.NotFound:
             missing.append(machine_type)
     accelerators = clients.accelerator_types.list(project=project, zone=zone)
-    if GCP_GPU_TYPE not in {a.name for a in accelerators}:
-        missing.append(GCP_GPU_TYPE)
+    if accelerator not in {a.name for a in accelerators}:
+        missing.append(accelerator)
     return missing
 
 
@@ -164,7 +186,8 @@ def check_zone(clients: ComputeClients, settings: DeploySettings) -> CheckResult
     name = "machine types"
     project, region = str(settings.project), settings.region
     types = sorted(set(settings.machine_types().values()))
-    wanted = ", ".join([*types, GCP_GPU_TYPE])
+    accelerator = gpu_of(settings)[0]
+    wanted = ", ".join([*types, accelerator])
     try:
         zones = sorted(
             z.name
@@ -183,7 +206,7 @@ def check_zone(clients: ComputeClients, settings: DeploySettings) -> CheckResult
         )
         missing_by_zone: dict[str, list[str]] = {}
         for zone in order:
-            missing_by_zone[zone] = _offers(clients, project, zone, types)
+            missing_by_zone[zone] = _offers(clients, project, zone, types, accelerator)
             if not missing_by_zone[zone]:
                 break
     except gexc.GoogleAPIError as exc:
@@ -198,21 +221,23 @@ def check_zone(clients: ComputeClients, settings: DeploySettings) -> CheckResult
         fix = (
             f"use another zone: --zone {fitting[0]} (all offered in: {', '.join(fitting)})"
             if fitting
-            else _other_region_fix(region)
+            else _other_region_fix(region, accelerator)
         )
         return failed(name, f"{', '.join(missing)} not offered in {settings.zone}", fix)
     if not fitting:
         return failed(
-            name, f"no zone of {region} offers all of {wanted}", _other_region_fix(region)
+            name,
+            f"no zone of {region} offers all of {wanted}",
+            _other_region_fix(region, accelerator),
         )
     found = passed(name, f"{wanted} offered in {fitting[0]} (first fitting zone)")
     return replace(found, value=fitting[0])
 
 
-def _other_region_fix(region: str) -> str:
+def _other_region_fix(region: str, accelerator: str) -> str:
     return (
-        "use another region (--region); see where the T4 is offered: gcloud compute "
-        f"accelerator-types list --filter=name={GCP_GPU_TYPE} (this region: {region}). A "
+        f"use another region (--region); see where {accelerator} is offered: gcloud compute "
+        f"accelerator-types list --filter=name={accelerator} (this region: {region}). A "
         "ZONE_RESOURCE_POOL_EXHAUSTED error at apply time also means: try another zone"
     )
 
@@ -257,7 +282,7 @@ def run_checks(
     results.append(region)
     if region_found is not None:
         results.append(check_zone(clients, settings))
-        results.append(check_quota(region_found.quotas, REGIONAL_GPU_QUOTA, settings))
+        results.append(check_quota(region_found.quotas, gpu_of(settings)[2], settings))
     results.append(check_quota(found.quotas, GLOBAL_GPU_QUOTA, settings))
     results.append(domain_plan(settings))
     return results
