@@ -80,15 +80,15 @@ resource "aws_eip_association" "gitlab" {
 }
 
 # Warn (without blocking) when the account cannot run the GPU VM: new accounts
-# start with a quota of 0 vCPUs for G instances.
+# start with a quota of 0 vCPUs for G and P instances.
 check "gpu_quota" {
   data "aws_servicequotas_service_quota" "gpu_vcpus" {
     service_code = "ec2"
-    quota_code   = "L-DB2E81BA"
+    quota_code   = local.gpu_quota_code
   }
 
   assert {
-    condition     = data.aws_servicequotas_service_quota.gpu_vcpus.value >= 4
-    error_message = "The quota \"Running On-Demand G and VT instances\" (L-DB2E81BA) in ${var.region} is ${data.aws_servicequotas_service_quota.gpu_vcpus.value} vCPUs; ${var.ollama_instance_type} needs at least 4. Request more: aws service-quotas request-service-quota-increase --service-code ec2 --quota-code L-DB2E81BA --desired-value 4 --region ${var.region}"
+    condition     = data.aws_servicequotas_service_quota.gpu_vcpus.value >= local.gpu_vcpus
+    error_message = "The quota \"${local.gpu_quota_name}\" (${local.gpu_quota_code}) in ${var.region} is ${data.aws_servicequotas_service_quota.gpu_vcpus.value} vCPUs; ${var.ollama_instance_type} needs at least ${local.gpu_vcpus}. Request more: aws service-quotas request-service-quota-increase --service-code ec2 --quota-code ${local.gpu_quota_code} --desired-value ${local.gpu_vcpus} --region ${var.region}"
   }
 }

@@ -56,8 +56,13 @@ output "gateway_grpc_port" {
 }
 
 output "ollama_port" {
-  description = "HTTP port of the Ollama API."
-  value       = var.ollama_port
+  description = "HTTP port of the model server (Ollama or vLLM); the same as model_port, kept under its first name."
+  value       = local.model_port
+}
+
+output "model_port" {
+  description = "HTTP port of the model server (Ollama: 11434, vLLM: 8000)."
+  value       = local.model_port
 }
 
 output "instances" {

@@ -17,7 +17,7 @@ locals {
       gateway_http = { role = "ai_gateway", port = var.gateway_port, cidr = null, from_role = "gitlab", description = "AI gateway HTTP API from GitLab" }
       gateway_grpc = { role = "ai_gateway", port = var.gateway_grpc_port, cidr = null, from_role = "gitlab", description = "AI gateway agent platform gRPC from GitLab" }
       gateway_ssh  = { role = "ai_gateway", port = 22, cidr = null, from_role = "gitlab", description = "SSH through the GitLab VM (jump host)" }
-      ollama_api   = { role = "ollama", port = var.ollama_port, cidr = null, from_role = "ai_gateway", description = "Ollama API from the AI gateway" }
+      ollama_api   = { role = "ollama", port = local.model_port, cidr = null, from_role = "ai_gateway", description = "Ollama API from the AI gateway" }
       ollama_ssh   = { role = "ollama", port = 22, cidr = null, from_role = "gitlab", description = "SSH through the GitLab VM (jump host)" }
     },
   )

@@ -142,13 +142,13 @@ variable "gateway_instance_type" {
 }
 
 variable "ollama_instance_type" {
-  description = "Instance type of the Ollama VM; needs an NVIDIA GPU (g4dn.xlarge: one T4 with 16 GiB, 4 vCPU). Running it needs a quota of at least 4 vCPUs for \"Running On-Demand G and VT instances\" (L-DB2E81BA)."
+  description = "Instance type of the model server VM; needs an NVIDIA GPU: g4dn (T4 16 GB, the default g4dn.xlarge), g5 (A10G 24 GB), g6 (L4 24 GB), g6e (L40S 48 GB), p4d (8 x A100 40 GB), p5 (H100 80 GB). Running it needs its vCPUs in the quota \"Running On-Demand G and VT instances\" (L-DB2E81BA) for g types, \"Running On-Demand P instances\" (L-417A185B) for p types."
   type        = string
   default     = "g4dn.xlarge"
 
   validation {
-    condition     = can(regex("^[a-z][a-z0-9-]*\\.[a-z0-9]+$", var.ollama_instance_type))
-    error_message = "ollama_instance_type must be an EC2 instance type such as t3.medium."
+    condition     = can(regex("^(g4dn|g5|g6|g6e|p4d|p4de|p5|p5e|p5en)\\.[a-z0-9]+$", var.ollama_instance_type))
+    error_message = "ollama_instance_type must be an NVIDIA GPU instance type of the g4dn, g5, g6, g6e, p4d or p5 family, such as g4dn.xlarge or g6.2xlarge."
   }
 }
 
@@ -175,7 +175,7 @@ variable "gateway_disk_gb" {
 }
 
 variable "ollama_disk_gb" {
-  description = "Root disk size of the Ollama VM in GB (gp3, encrypted); holds the NVIDIA driver and the models."
+  description = "Root disk size of the model server VM in GB (gp3, encrypted); holds the NVIDIA driver and the model weights (about twice the weights plus 40 GB: duoctl's serving presets compute it)."
   type        = number
   default     = 50
 
@@ -219,13 +219,24 @@ variable "gateway_grpc_port" {
 }
 
 variable "ollama_port" {
-  description = "HTTP port of the Ollama API, reached from the AI gateway VM only."
+  description = "HTTP port of the Ollama API, reached from the AI gateway VM only; the model server's port unless model_port is set."
   type        = number
   default     = 11434
 
   validation {
     condition     = var.ollama_port >= 1024 && var.ollama_port <= 65535 && floor(var.ollama_port) == var.ollama_port
     error_message = "ollama_port must be an unprivileged TCP port (1024-65535)."
+  }
+}
+
+variable "model_port" {
+  description = "HTTP port of the model server on the GPU VM (vLLM: 8000), reached from the AI gateway VM only. Null keeps ollama_port (11434, Ollama). The outputs ollama_port and model_port both give the port in effect."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.model_port == null || try(var.model_port >= 1024 && var.model_port <= 65535 && floor(var.model_port) == var.model_port, false)
+    error_message = "model_port must be an unprivileged TCP port (1024-65535), or null to use ollama_port."
   }
 }
 

@@ -12,7 +12,7 @@ locals {
     gitlab_ssh  = { role = "gitlab", ports = [22], source_ranges = var.admin_cidrs, source_role = null, description = "SSH from administrator networks" }
     gateway_api = { role = "ai_gateway", ports = [var.gateway_port, var.gateway_grpc_port], source_ranges = null, source_role = "gitlab", description = "AI gateway HTTP API and agent platform gRPC from GitLab" }
     gateway_ssh = { role = "ai_gateway", ports = [22], source_ranges = null, source_role = "gitlab", description = "SSH through the GitLab VM (jump host)" }
-    ollama_api  = { role = "ollama", ports = [var.ollama_port], source_ranges = null, source_role = "ai_gateway", description = "Ollama API from the AI gateway" }
+    ollama_api  = { role = "ollama", ports = [local.model_port], source_ranges = null, source_role = "ai_gateway", description = "Ollama API from the AI gateway" }
     ollama_ssh  = { role = "ollama", ports = [22], source_ranges = null, source_role = "gitlab", description = "SSH through the GitLab VM (jump host)" }
   }
 
@@ -20,7 +20,7 @@ locals {
   egress_rules = {
     internet          = { roles = local.roles, ports = var.egress_ports, destination_ranges = [local.anywhere], description = "Packages, container images, models and certificates" }
     gitlab_to_private = { roles = ["gitlab"], ports = [22, var.gateway_port, var.gateway_grpc_port], destination_ranges = [var.subnet_cidr], description = "GitLab to the AI gateway, and SSH jumps" }
-    gateway_to_ollama = { roles = ["ai_gateway"], ports = [var.ollama_port], destination_ranges = [var.subnet_cidr], description = "AI gateway to Ollama" }
+    gateway_to_ollama = { roles = ["ai_gateway"], ports = [local.model_port], destination_ranges = [var.subnet_cidr], description = "AI gateway to Ollama" }
   }
 }
 

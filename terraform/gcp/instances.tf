@@ -42,10 +42,10 @@ resource "google_compute_instance" "vm" {
   }
 
   dynamic "guest_accelerator" {
-    for_each = each.value.gpu ? [var.ollama_gpu_type] : []
+    for_each = each.value.gpu ? [local.gpu] : []
     content {
-      type  = guest_accelerator.value
-      count = 1
+      type  = guest_accelerator.value.type
+      count = guest_accelerator.value.count
     }
   }
 

@@ -130,24 +130,35 @@ variable "gateway_machine_type" {
 }
 
 variable "ollama_machine_type" {
-  description = "Machine type of the Ollama VM. The T4 GPU attaches to N1 machine types only (n1-standard-4: 4 vCPU, 15 GB)."
+  description = "Machine type of the model server (GPU) VM: n1-standard-4 (4 vCPU, 15 GB) with an attached nvidia-tesla-t4 by default; g2-standard-* (NVIDIA L4 built in) or a2-highgpu-*/a2-ultragpu-* (A100 40/80 GB built in) for larger models. ollama_gpu_type and ollama_gpu_count must match it (see gpu.tf)."
   type        = string
   default     = "n1-standard-4"
 
   validation {
-    condition     = startswith(var.ollama_machine_type, "n1-")
-    error_message = "ollama_machine_type must be an N1 machine type (for example n1-standard-4): nvidia-tesla-t4 attaches to N1 only."
+    condition     = can(regex("^(n1|g2|a2)-[a-z0-9-]+$", var.ollama_machine_type))
+    error_message = "ollama_machine_type must be a GPU machine type: n1-* (with nvidia-tesla-t4 attached), g2-standard-* (L4) or a2-* (A100), for example n1-standard-4 or g2-standard-8."
   }
 }
 
 variable "ollama_gpu_type" {
-  description = "Accelerator type of the Ollama VM. Running it needs the GPUS_ALL_REGIONS (global) and NVIDIA_T4_GPUS (regional) quotas of at least 1."
+  description = "Accelerator type of the model server VM: attached to N1 (nvidia-tesla-t4), or the one built into A2 and G2 (nvidia-l4, nvidia-tesla-a100, nvidia-a100-80gb). Running it needs the GPUS_ALL_REGIONS (global) and the accelerator's regional quota (NVIDIA_T4_GPUS, NVIDIA_L4_GPUS, NVIDIA_A100_GPUS, NVIDIA_A100_80GB_GPUS) of at least ollama_gpu_count."
   type        = string
   default     = "nvidia-tesla-t4"
 
   validation {
     condition     = can(regex("^nvidia-[a-z0-9-]+$", var.ollama_gpu_type))
     error_message = "ollama_gpu_type must be an accelerator type such as nvidia-tesla-t4."
+  }
+}
+
+variable "ollama_gpu_count" {
+  description = "Number of GPUs of the model server VM: 1, 2 or 4 T4 on N1; on A2 and G2 the count built into the machine type (g2-standard-8: 1, g2-standard-24: 2, a2-ultragpu-2g: 2...)."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = contains([1, 2, 4, 8, 16], var.ollama_gpu_count)
+    error_message = "ollama_gpu_count must be 1, 2, 4, 8 or 16."
   }
 }
 
@@ -180,7 +191,7 @@ variable "gateway_disk_gb" {
 }
 
 variable "ollama_disk_gb" {
-  description = "Boot disk size of the Ollama VM in GB (pd-balanced); holds the NVIDIA driver and the models."
+  description = "Boot disk size of the model server VM in GB (pd-balanced); holds the NVIDIA driver and the model weights (about twice the weights plus 40 GB: duoctl's serving presets compute it)."
   type        = number
   default     = 50
 
@@ -235,13 +246,24 @@ variable "gateway_grpc_port" {
 }
 
 variable "ollama_port" {
-  description = "HTTP port of the Ollama API, reached from the AI gateway VM only."
+  description = "HTTP port of the Ollama API, reached from the AI gateway VM only; the model server's port unless model_port is set."
   type        = number
   default     = 11434
 
   validation {
     condition     = var.ollama_port >= 1024 && var.ollama_port <= 65535 && floor(var.ollama_port) == var.ollama_port
     error_message = "ollama_port must be an unprivileged TCP port (1024-65535)."
+  }
+}
+
+variable "model_port" {
+  description = "HTTP port of the model server on the GPU VM (vLLM: 8000), reached from the AI gateway VM only. Null keeps ollama_port (11434, Ollama). The outputs ollama_port and model_port both give the port in effect."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.model_port == null || try(var.model_port >= 1024 && var.model_port <= 65535 && floor(var.model_port) == var.model_port, false)
+    error_message = "model_port must be an unprivileged TCP port (1024-65535), or null to use ollama_port."
   }
 }
 

@@ -1,4 +1,5 @@
-"""terraform fmt, validate and the plan-level `terraform test` files of terraform/aws."""
+"""terraform fmt, validate and the plan-level `terraform test` files of terraform/aws, and the
+GPU shape tests of terraform/gcp."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ def test_there_are_test_files() -> None:
         "network_security.tftest.hcl",
         "dns_outputs.tftest.hcl",
         "validation.tftest.hcl",
+        "gpu_presets.tftest.hcl",
     } <= set(TEST_FILES)
 
 
@@ -55,3 +57,17 @@ def test_terraform_test(terraform_test_output: str, test_file: str) -> None:
 def test_terraform_test_summary(terraform_test_output: str) -> None:
     summary = re.search(r"Success! (\d+) passed, 0 failed", terraform_test_output)
     assert summary and int(summary.group(1)) >= 16, terraform_test_output[-8000:]
+
+
+def test_gcp_gpu_shapes(terraform: Terraform, tmp_path: Path) -> None:
+    """terraform/gcp/tests/gpu_presets.tftest.hcl on gpu.tf and variables.tf only: its
+    assertions read nothing else, so it runs without the google provider (mocked anyway)."""
+    gcp = config_dir("gcp")
+    (tmp_path / "tests").mkdir()
+    for name in ("variables.tf", "gpu.tf", "tests/gpu_presets.tftest.hcl"):
+        (tmp_path / name).write_text((gcp / name).read_text(encoding="utf-8"), encoding="utf-8")
+    terraform.run(tmp_path, "init", "-backend=false", "-input=false", "-no-color")
+    result = terraform.run(tmp_path, "test", "-no-color", check=False, timeout=600)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-8000:]
+    assert re.search(r"Success! (\d+) passed, 0 failed", output), output[-4000:]

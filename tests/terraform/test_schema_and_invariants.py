@@ -35,7 +35,14 @@ OUTPUTS = {
     "ssh_user",
     "dns_record_needed",
 }
-SHARED_VARIABLES = ["gitlab_domain", "admin_cidrs", "ssh_public_key", "prefix", "ollama_port"]
+SHARED_VARIABLES = [
+    "gitlab_domain",
+    "admin_cidrs",
+    "ssh_public_key",
+    "prefix",
+    "ollama_port",
+    "model_port",
+]
 
 
 def _provider_schema(cloud: str) -> dict[str, Any]:
@@ -161,7 +168,7 @@ def test_gcp_ingress_matrix_is_least_privilege() -> None:
             "gitlab",
         ),
         "gateway_ssh": ("ai_gateway", ("22",), "None", "gitlab"),
-        "ollama_api": ("ollama", ("${var.ollama_port}",), "None", "ai_gateway"),
+        "ollama_api": ("ollama", ("${local.model_port}",), "None", "ai_gateway"),
         "ollama_ssh": ("ollama", ("22",), "None", "gitlab"),
     }
     assert locals_of("gcp")["anywhere"] == "0.0.0.0/0"
@@ -227,8 +234,13 @@ def test_gcp_gpu_vm_shape() -> None:
     ]
     instance = named(load_config("gcp"), "resource")["google_compute_instance.vm"]
     accel = instance["dynamic"][0]["guest_accelerator"]
-    assert accel["for_each"] == "${each.value.gpu ? [var.ollama_gpu_type] : []}"
-    assert accel["content"][0]["count"] == 1
+    assert accel["for_each"] == "${each.value.gpu ? [local.gpu] : []}"
+    assert accel["content"][0]["count"] == "${guest_accelerator.value.count}"
+    assert variables["ollama_gpu_count"]["default"] == 1
+    assert locals_of("gcp")["gpu"] == {
+        "type": "${var.ollama_gpu_type}",
+        "count": "${var.ollama_gpu_count}",
+    }
     scheduling = instance["scheduling"][0]
     assert scheduling["on_host_maintenance"] == '${each.value.gpu ? "TERMINATE" : "MIGRATE"}'
     assert scheduling["preemptible"] is False

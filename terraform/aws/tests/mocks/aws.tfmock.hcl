@@ -14,7 +14,8 @@ mock_data "aws_ec2_instance_type_offerings" {
 
 mock_data "aws_servicequotas_service_quota" {
   defaults = {
-    value = 64
+    # vCPUs: enough for every serving preset's instance type (p4d.24xlarge needs 96).
+    value = 256
   }
 }
 
