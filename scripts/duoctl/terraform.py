@@ -53,6 +53,11 @@ KNOWN_FIXES: tuple[tuple[str, str], ...] = (
         "set the required variables in terraform.tfvars (see terraform/README.md)",
     ),
     (
+        "InvalidPermission.Duplicate",
+        "an interrupted apply created this firewall rule without recording it: delete the rule "
+        "named above (EC2 console, the security group's rules) and run again",
+    ),
+    (
         "Error acquiring the state lock",
         "another Terraform run holds the state; wait for it, or terraform force-unlock LOCK_ID",
     ),

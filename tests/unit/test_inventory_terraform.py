@@ -84,3 +84,17 @@ def test_none_means_the_default(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     terraform.apply(tmp_path, {"zone": None, "region": "us-east-1"})
     terraform.destroy(tmp_path, {"route53_zone_id": None})
     assert passed == [{"region": "us-east-1"}, {}]
+
+
+def test_a_rule_an_interrupted_apply_left_unrecorded_is_explained(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    stderr = (
+        "\nError: creating VPC Security Group Rule\n\n  with "
+        'aws_vpc_security_group_ingress_rule.vm["gitlab_https"],\n'
+        "api error InvalidPermission.Duplicate: The specified rule already exists\n"
+    )
+    monkeypatch.setattr(Terraform, "cmd", lambda *a, **k: (1, "", stderr))
+    monkeypatch.setattr(terraform.shutil, "which", lambda _: "/usr/bin/terraform")
+    with pytest.raises(terraform.TerraformError, match="Fix: an interrupted apply created"):
+        terraform.apply(tmp_path, {})
