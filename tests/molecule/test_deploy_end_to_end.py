@@ -90,6 +90,7 @@ variable "private_subnet_cidr" {
 }
 """
 PRIVATE_RANGE = "10.213.64.0/20"
+BOOT_SECONDS = 15.0
 PUBLIC_RANGE = "10.213.120.0/24"  # outside PRIVATE_RANGE, as the two Docker networks must be
 PORTS = {"gateway_port": 15052, "gateway_grpc_port": 15053, "ollama_port": 21434}
 # The inventory's hosts -> the `site` scenario's containers.
@@ -130,7 +131,9 @@ def docker(*args: str, check: bool = True) -> None:
 
 @pytest.fixture
 def moto() -> Iterator[MotoEndpoint]:
-    with moto_server(gpu_vcpu_quota=8) as endpoint:
+    # Instances stay pending for a while, as EC2's do: the Ctrl-C below lands while Terraform
+    # waits for one to boot, not in the middle of an API call whose answer would be lost.
+    with moto_server(gpu_vcpu_quota=8, boot_seconds=BOOT_SECONDS) as endpoint:
         aws_ec2_extras.set_elastic_ip_range(endpoint, PUBLIC_RANGE)
         yield endpoint
 
@@ -217,9 +220,11 @@ def deployment(
 
 @dataclass
 class Attempts:
-    """A production step, with a hook run before it and a count of the times it ran."""
+    """A production step, with what the test world does before it (`setup`: the VMs boot,
+    the artifacts are placed), a fault's hook (`before`) and a count of the times it ran."""
 
     inner: Any
+    setup: Callable[[Context], None] = lambda ctx: None
     before: Callable[[Context], None] = lambda ctx: None
     runs: int = 0
     name: str = field(init=False)
@@ -229,6 +234,7 @@ class Attempts:
 
     def run(self, ctx: Context) -> None:
         self.runs += 1
+        self.setup(ctx)
         self.before(ctx)
         self.inner.run(ctx)
 
@@ -313,7 +319,7 @@ def steps_for(d: Deployment_) -> list[Attempts]:
     return [
         Attempts(deploy.PreflightStep(checks=aws_checks)),
         Attempts(deploy.TerraformStep()),
-        Attempts(deploy.InventoryStep(), before=lambda ctx: artifacts_beside_the_inventory(d)),
+        Attempts(deploy.InventoryStep()),
         Attempts(
             deploy.WaitSshStep(
                 key_file=private_key,
@@ -322,7 +328,7 @@ def steps_for(d: Deployment_) -> list[Attempts]:
                 interval=2.0,
                 cloud_keys_grace=0.0,
             ),
-            before=boot_the_vms(d),
+            setup=boot_the_vms(d),
         ),
         Attempts(deploy.WaitDnsStep(resolver=resolver, timeout=0.5, interval=0.1)),
         Attempts(
@@ -331,11 +337,12 @@ def steps_for(d: Deployment_) -> list[Attempts]:
                 "ansible/playbooks/site.yml",
                 extra_vars={"gitlab_tls_mode": "selfsigned"},
                 private_key=private_key,
-            )
+            ),
+            setup=lambda ctx: artifacts_beside_the_inventory(d),
         ),
         Attempts(
             deploy.DuoStep(gitlab_url=d.double.url, ca_file=str(d.double_ca)),
-            before=accept_the_admin_token(d),
+            setup=accept_the_admin_token(d),
         ),
         Attempts(
             deploy.VerifyStep(
@@ -406,7 +413,7 @@ def faults(d: Deployment_, steps: list[Attempts], monkeypatch: pytest.MonkeyPatc
         Fault(
             "terraform",
             ("Interrupted during terraform",),
-            arm("terraform", 'aws_instance.vm["gitlab"]: Creating...'),
+            arm("terraform", 'aws_instance.vm["gitlab"]: Still creating...'),
             disarm("terraform"),
             code=130,
         ),
@@ -458,14 +465,12 @@ def test_deploy_aws_end_to_end_over_ssh_with_a_failure_at_every_step(
     steps = steps_for(d)
     plan = faults(d, steps, monkeypatch)
     assert list(dict.fromkeys(f.step for f in plan)) == [s.name for s in steps]
-    boot = steps[3].before
 
-    def boot_then_pause(ctx: Context) -> None:
-        boot(ctx)
+    def pause_on_the_first_run(ctx: Context) -> None:
         if steps[3].runs == 1:
             docker("pause", "site-ollama")
 
-    steps[3].before = boot_then_pause
+    steps[3].before = pause_on_the_first_run
     for fault in plan:
         fault.inject()
         code, out = d.run(steps)
