@@ -14,6 +14,7 @@ from pathlib import Path
 from duoctl import __version__
 from duoctl.deploy.commands import SETTINGS_KEYS, DeploymentOptions
 from duoctl.errors import EXIT_INTERRUPTED, DuoctlError
+from duoctl.folder import DeploymentFolder
 
 
 def _add_configure(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -237,12 +238,12 @@ def _add_verify(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     )
     p.add_argument(
         "--inventory",
-        help="the deployment's inventory (default: the first of inventory/aws.yml, gcp.yml, "
-        "hosts.yml that exists)",
+        help="the deployment's inventory (default: <deploy-dir>/<name>/inventory.yml with "
+        "--name, else .deploy/aws or .deploy/gcp)",
     )
     p.add_argument(
         "--token-file",
-        help="automation token (default: .deploy/<cloud>/secrets/gitlab_admin_token)",
+        help="automation token (default: secrets/gitlab_admin_token beside the inventory)",
     )
     p.add_argument("--ca-file", help="CA bundle for a GitLab with a private CA")
     p.add_argument("--gitlab-url", help="overrides gitlab_url of the inventory")
@@ -265,19 +266,29 @@ def _add_verify(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     _add_allow_http(p)
+    _add_name(p)
     p.set_defaults(func=_run_verify)
 
 
 def _run_verify(args: argparse.Namespace) -> int:
     from duoctl import verify
 
+    inventory = Path(args.inventory) if args.inventory else None
+    token_file = Path(args.token_file) if args.token_file else None
+    known_hosts = Path(args.known_hosts) if args.known_hosts else None
+    if args.name:  # a named deployment: its folder's inventory, token and host keys
+        folder = DeploymentFolder.of(args.deploy_dir, args.name, Path.cwd())
+        inventory = inventory or folder.inventory
+        if token_file is None and folder.admin_token_file.is_file():
+            token_file = folder.admin_token_file
+        known_hosts = known_hosts or folder.known_hosts
     options = verify.VerifyOptions(
-        inventory=Path(args.inventory) if args.inventory else None,
-        token_file=Path(args.token_file) if args.token_file else None,
+        inventory=inventory,
+        token_file=token_file,
         ca_file=args.ca_file,
         gitlab_url=args.gitlab_url,
         ssh_key=args.ssh_key,
-        known_hosts=Path(args.known_hosts) if args.known_hosts else None,
+        known_hosts=known_hosts,
         user=args.user,
         timeout=args.timeout,
         sudo=not args.no_sudo,

@@ -470,3 +470,13 @@ def test_unreadable_ca_file_is_named(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main([*argv, "--ca-file", str(tmp_path / "missing.crt")]) == 2
     err = capsys.readouterr().err
     assert "--ca-file: cannot read" in err and "Traceback" not in err
+
+
+def test_a_named_deployment_is_verified_from_its_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["verify", "--name", "staging", "--deploy-dir", str(tmp_path), "--skip-suite"]
+    assert main(argv) == 2
+    assert str(tmp_path / "staging" / "inventory.yml") in capsys.readouterr().err
+    assert main(["verify", "--name", "../etc", "--deploy-dir", str(tmp_path)]) == 2
+    assert "deployment name '../etc' is not valid" in capsys.readouterr().err
