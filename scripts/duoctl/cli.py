@@ -92,7 +92,18 @@ def _add_deploy_inputs(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prefix", help="name prefix of every cloud resource (default: duo)")
     p.add_argument("--gateway-port", type=int, help="AI gateway HTTP port (default 5052)")
     p.add_argument("--gateway-grpc-port", type=int, help="agent platform gRPC port (50052)")
-    p.add_argument("--ollama-port", type=int, help="model server port (default 11434)")
+    p.add_argument(
+        "--serving",
+        choices=["ollama", "vllm"],
+        help="what serves the model: ollama (default, the guide's evaluation setup) or vllm",
+    )
+    p.add_argument(
+        "--model-preset",
+        help="vllm: a model on a GPU it fits (duoctl.serving; default: the 24 GB preset)",
+    )
+    p.add_argument(
+        "--model-port", type=int, help="model server port (default: Ollama 11434, vLLM 8000)"
+    )
     p.add_argument(
         "--state-backend",
         choices=["local", "s3", "gcs"],

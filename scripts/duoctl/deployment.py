@@ -22,12 +22,14 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from duoctl.errors import DuoctlError
 
 Target = Literal["aws", "gcp", "hosts"]
-Group = Literal["gitlab", "ai_gateway", "ollama"]
-GROUPS: tuple[Group, ...] = ("gitlab", "ai_gateway", "ollama")
+Serving = Literal["ollama", "vllm"]
+SERVINGS: tuple[Serving, ...] = ("ollama", "vllm")
+Group = Literal["gitlab", "ai_gateway", "ollama", "vllm"]
 HOST_NAMES: dict[Group, str] = {
     "gitlab": "gitlab-vm",
     "ai_gateway": "gateway-vm",
     "ollama": "ollama-vm",
+    "vllm": "vllm-vm",
 }
 DEFAULT_PORTS = {"gateway_port": 5052, "gateway_grpc_port": 50052, "ollama_port": 11434}
 
@@ -120,7 +122,7 @@ class Deployment(BaseModel):
 
     target: Target
     domain: HostName
-    hosts: tuple[Host, Host, Host]  # gitlab, ai_gateway, ollama, in that order
+    hosts: tuple[Host, Host, Host]  # gitlab, ai_gateway, the model server, in that order
     ports: Ports = Ports()
     zone: str | None = None  # Google Cloud zone of the instances (host keys)
 
@@ -136,8 +138,13 @@ class Deployment(BaseModel):
         return self.host("ai_gateway")
 
     @property
-    def ollama(self) -> Host:
-        return self.host("ollama")
+    def model(self) -> Host:
+        """The GPU host serving the model (group ollama or vllm)."""
+        return self.hosts[2]
+
+    @property
+    def serving(self) -> Serving:
+        return "vllm" if self.model.group == "vllm" else "ollama"
 
     @property
     def gitlab_url(self) -> str:
@@ -152,8 +159,8 @@ class Deployment(BaseModel):
         return f"{self.gateway.private_ip}:{self.ports.gateway_grpc_port}"
 
     @property
-    def ollama_endpoint(self) -> str:
-        return f"http://{self.ollama.private_ip}:{self.ports.ollama_port}/v1"
+    def model_endpoint(self) -> str:
+        return f"http://{self.model.private_ip}:{self.ports.ollama_port}/v1"
 
     def jump_host(self, host: Host) -> Host | None:
         """The host SSH goes through to reach `host`: GitLab for hosts without a public IP."""
@@ -171,7 +178,7 @@ class Deployment(BaseModel):
             "gitlab_url": self.gitlab_url,
             "gateway_url": self.gateway_url,
             "gateway_agent_platform_address": self.agent_platform_address,
-            "ollama_endpoint": self.ollama_endpoint,
+            "model_endpoint": self.model_endpoint,
         }
         if ssh_config is not None:
             all_vars["ansible_ssh_common_args"] = f"-F {ssh_config}"
@@ -233,7 +240,9 @@ class Deployment(BaseModel):
     # --- built from Terraform outputs --------------------------------------------------------
 
     @classmethod
-    def from_outputs(cls, outputs: Mapping[str, Any], target: Target) -> Deployment:
+    def from_outputs(
+        cls, outputs: Mapping[str, Any], target: Target, serving: Serving = "ollama"
+    ) -> Deployment:
         """The deployment Terraform describes; DuoctlError naming each bad output."""
         values = plain_values(outputs)
         fix = (
@@ -281,8 +290,8 @@ class Deployment(BaseModel):
                     "instance": instances.get("ai_gateway"),
                 },
                 {
-                    "name": HOST_NAMES["ollama"],
-                    "group": "ollama",
+                    "name": HOST_NAMES[serving],
+                    "group": serving,
                     "private_ip": values["ollama_private_ip"],
                     "ssh_user": user,
                     "via_jump": True,
@@ -303,7 +312,14 @@ class Deployment(BaseModel):
         all_vars = dict(top.get("vars") or {})
         children = top.get("children") or {}
         hosts = []
-        for group in GROUPS:
+        servings = [g for g in SERVINGS if ((children.get(g) or {}).get("hosts"))]
+        if len(servings) != 1:
+            raise DuoctlError(
+                f"{path} must have one model server host, in the group ollama or vllm "
+                f"(it has {' and '.join(servings) or 'neither'})",
+                fix,
+            )
+        for group in ("gitlab", "ai_gateway", servings[0]):
             entries = ((children.get(group) or {}).get("hosts")) or {}
             if not entries:
                 raise DuoctlError(f"{path} has no host in the group {group}", fix)
@@ -354,12 +370,12 @@ def _ports_from_urls(all_vars: Mapping[str, Any], path: Path) -> dict[str, int]:
         if all_vars.get("gateway_agent_platform_address"):
             address = str(all_vars["gateway_agent_platform_address"])
             ports["gateway_grpc_port"] = int(address.rpartition(":")[2])
-        if all_vars.get("ollama_endpoint"):
-            ports["ollama_port"] = urlsplit(str(all_vars["ollama_endpoint"])).port or 80
+        if all_vars.get("model_endpoint"):
+            ports["ollama_port"] = urlsplit(str(all_vars["model_endpoint"])).port or 80
     except ValueError as exc:
         raise DuoctlError(
             f"{path}: a service URL has a bad port ({exc})",
-            "fix gateway_url, gateway_agent_platform_address or ollama_endpoint",
+            "fix gateway_url, gateway_agent_platform_address or model_endpoint",
         ) from None
     return ports
 

@@ -9,6 +9,7 @@ protection blocks private addresses otherwise). The result goes through configur
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +18,39 @@ import yaml
 from duoctl.config import ConfigError, DuoConfig, parse_config
 from duoctl.deployment import Deployment, read_inventory
 from duoctl.errors import DuoctlError
+from duoctl.serving import Preset
 
 MODEL_NAME = "mistral-7b-ollama"
 MODEL_FAMILY = "mistral"
 FEATURES = ("code_generations", "code_completions", "duo_chat")
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """The model server's model as GitLab registers it."""
+
+    name: str  # the self-hosted model's name in GitLab
+    family: str
+    identifier: str  # custom_openai/<the id the server lists in /v1/models>
+    features: tuple[str, ...] = FEATURES
+    api_key_file: str | None = None  # vLLM's API key, registered with the model
+
+
+def ollama_model(repo: Path, inventory: Path | None = None) -> ServedModel:
+    return ServedModel(MODEL_NAME, MODEL_FAMILY, f"custom_openai/{served_model(repo, inventory)}")
+
+
+def vllm_model(preset: Preset, api_key_file: Path) -> ServedModel:
+    """A vLLM preset's model; the role checked /v1/models lists its served name."""
+    return ServedModel(
+        name=preset.name,
+        family=preset.model.gitlab_family,
+        identifier=f"custom_openai/{preset.served_model_name}",
+        features=tuple(f for f in FEATURES if f in preset.model.features),
+        api_key_file=str(api_key_file),
+    )
+
+
 SEATS = ("root",)
 GATEWAY_TIMEOUT_SECONDS = 120
 
@@ -48,9 +78,17 @@ def served_model(repo: Path, inventory: Path | None = None) -> str:
 
 
 def duo_config(
-    deployment: Deployment, model: str, activation_code_file: str | None = None
+    deployment: Deployment, model: ServedModel, activation_code_file: str | None = None
 ) -> DuoConfig:
     """The configuration `duoctl configure` applies to this deployment."""
+    entry: dict[str, Any] = {
+        "name": model.name,
+        "family": model.family,
+        "endpoint": deployment.model_endpoint,
+        "identifier": model.identifier,
+    }
+    if model.api_key_file:
+        entry["api_key_file"] = model.api_key_file
     data: dict[str, Any] = {
         "gitlab": {"url": deployment.gitlab_url},
         "gateway": {
@@ -58,15 +96,8 @@ def duo_config(
             "timeout_seconds": GATEWAY_TIMEOUT_SECONDS,
             "agent_platform_url": deployment.agent_platform_address,
         },
-        "models": [
-            {
-                "name": MODEL_NAME,
-                "family": MODEL_FAMILY,
-                "endpoint": deployment.ollama_endpoint,
-                "identifier": f"custom_openai/{model}",
-            }
-        ],
-        "features": dict.fromkeys(FEATURES, MODEL_NAME),
+        "models": [entry],
+        "features": dict.fromkeys(model.features, model.name),
         "seats": list(SEATS),
         "outbound_allowlist": [deployment.gateway.private_ip],
         "prune_models": False,

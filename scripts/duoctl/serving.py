@@ -707,20 +707,22 @@ def vllm_args(p: Preset) -> list[str]:
 
 
 def vllm_role_vars(p: Preset) -> dict[str, object]:
-    """The preset as Ansible variables of the vllm role (one value per vLLM setting)."""
+    """The preset as the vllm role's variables (ansible/roles/vllm/defaults/main.yml)."""
+    mistral = "mistral" if p.mistral_format else ""
     return {
         "vllm_model": p.hf_model_id,
         "vllm_served_model_name": p.served_model_name,
         "vllm_port": VLLM_PORT,
         "vllm_dtype": p.dtype,
-        "vllm_quantization": QUANTIZATION[p.precision],
+        "vllm_quantization": QUANTIZATION[p.precision] or "",
         "vllm_max_model_len": p.max_model_len,
         "vllm_max_num_seqs": p.max_num_seqs,
         "vllm_gpu_memory_utilization": p.gpu_memory_utilization,
         "vllm_tensor_parallel_size": p.tensor_parallel_size,
-        "vllm_mistral_format": p.mistral_format,
+        "vllm_tokenizer_mode": mistral,
+        "vllm_load_format": mistral,
+        "vllm_config_format": mistral,
         "vllm_tool_call_parser": p.model.tool_call_parser,
-        "vllm_args": vllm_args(p),
     }
 
 
@@ -740,6 +742,10 @@ def gitlab_model(p: Preset) -> dict[str, object]:
 MISTRAL_7B_KV_BYTES_PER_TOKEN = 2 * 32 * 8 * 128 * 2
 OLLAMA_OVERHEAD_GB = 1.5  # CUDA context and compute graph
 MAX_OLLAMA_PARALLEL = 4
+# The guide's model on Ollama: mistral:instruct (Mistral 7B, Q4_0) and the context it is served
+# with; the deploy passes both to the ollama role with the concurrency they allow.
+OLLAMA_MODEL_GB = 4.1
+OLLAMA_CONTEXT = 8192
 
 
 def ollama_num_parallel(
@@ -762,6 +768,18 @@ def ollama_num_parallel(
     if per_slot_gb <= 0 or free_gb <= per_slot_gb:
         return 1
     return max(1, min(MAX_OLLAMA_PARALLEL, int(free_gb // per_slot_gb)))
+
+
+def ollama_role_vars(cloud: Cloud, machine_type: str) -> dict[str, int]:
+    """The ollama role's context and concurrency on this VM type ({} for an unknown type)."""
+    vm = gpu_vm(cloud, machine_type)
+    if vm is None:
+        return {}
+    memory = GPUS[vm.gpu].memory_gib * vm.gpu_count
+    return {
+        "ollama_context_length": OLLAMA_CONTEXT,
+        "ollama_num_parallel": ollama_num_parallel(memory, OLLAMA_MODEL_GB, OLLAMA_CONTEXT),
+    }
 
 
 # --- Google Cloud: the accelerator of a machine type (the table of terraform/gcp/gpu.tf) ------

@@ -19,9 +19,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from duoctl import serving
 from duoctl.config import ActivationCodeError, read_activation_code_file
 from duoctl.deployment import DEFAULT_PORTS, Ports, check_hostname
 from duoctl.errors import DuoctlError
+from duoctl.serving import Preset
 from duoctl.terraform_workdir import StateBackend
 
 Cloud = Literal["aws", "gcp"]
@@ -53,7 +55,9 @@ OPTIONS = {
     "activation_code_file": "--activation-code-file",
     "gateway_port": "--gateway-port",
     "gateway_grpc_port": "--gateway-grpc-port",
-    "ollama_port": "--ollama-port",
+    "model_port": "--model-port",
+    "serving": "--serving",
+    "model_preset": "--model-preset",
     "state_backend": "--state-backend",
     "state_bucket": "--state-bucket",
     "state_key": "--state-key",
@@ -130,7 +134,12 @@ class DeploySettings(BaseModel):
     # The service ports: the firewall, the roles and the URLs registered in GitLab follow them.
     gateway_port: int = Field(default=DEFAULT_PORTS["gateway_port"], ge=1024, le=65535)
     gateway_grpc_port: int = Field(default=DEFAULT_PORTS["gateway_grpc_port"], ge=1024, le=65535)
-    ollama_port: int = Field(default=DEFAULT_PORTS["ollama_port"], ge=1024, le=65535)
+    # The model server's port; None: Ollama's 11434 or vLLM's 8000.
+    model_port: int | None = Field(default=None, ge=1024, le=65535)
+    # What serves the model: Ollama (the guide's evaluation setup) or vLLM with a preset (a
+    # GitLab-supported model on a GPU it fits; duoctl.serving).
+    serving: Literal["ollama", "vllm"] = "ollama"
+    model_preset: str | None = None
     # Where Terraform keeps the state: local (the deployment folder), s3 or gcs (for teams).
     state_backend: Literal["local", "s3", "gcs"] = "local"
     state_bucket: str | None = None
@@ -186,6 +195,8 @@ class DeploySettings(BaseModel):
                 raise ValueError(f"{name} {value!r} is not valid on {self.cloud}: e.g. {example}")
         if self.gateway_port == self.gateway_grpc_port:
             raise ValueError("gateway_port and gateway_grpc_port must differ")
+        if self.model_preset is not None and self.serving != "vllm":
+            raise ValueError("model_preset needs serving vllm (--serving vllm)")
         self.state()  # the backend settings are consistent
         return self
 
@@ -202,11 +213,26 @@ class DeploySettings(BaseModel):
         return Ports(
             gateway_port=self.gateway_port,
             gateway_grpc_port=self.gateway_grpc_port,
-            ollama_port=self.ollama_port,
+            ollama_port=self.model_port_in_effect(),
         )
 
+    def model_port_in_effect(self) -> int:
+        if self.model_port is not None:
+            return self.model_port
+        return serving.VLLM_PORT if self.serving == "vllm" else DEFAULT_PORTS["ollama_port"]
+
+    def preset(self) -> Preset | None:
+        """The vLLM preset, checked to fit its GPU (None with Ollama)."""
+        if self.serving != "vllm":
+            return None
+        chosen = serving.preset(self.model_preset or serving.DEFAULT_PRESET)
+        serving.check_fit(chosen, self.cloud)
+        return chosen
+
     def check_files(self) -> None:
-        """The files a deploy reads exist and hold what they should (not needed to destroy)."""
+        """What a deploy needs and destroying does not: the files it reads exist and hold what
+        they should, and a vLLM preset fits its GPU."""
+        self.preset()
         key = Path(self.ssh_public_key_file).expanduser()
         try:
             text = key.read_text(encoding="utf-8").strip()

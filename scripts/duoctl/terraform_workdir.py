@@ -64,7 +64,7 @@ def check_local_state(workdir: Path) -> None:
     state = workdir / "terraform.tfstate"
     try:
         text = state.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # no state yet (or no folder at all)
         return
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else "not a text file"

@@ -92,7 +92,7 @@ variable "private_subnet_cidr" {
 PRIVATE_RANGE = "10.213.64.0/20"
 BOOT_SECONDS = 15.0
 PUBLIC_RANGE = "10.213.120.0/24"  # outside PRIVATE_RANGE, as the two Docker networks must be
-PORTS = {"gateway_port": 15052, "gateway_grpc_port": 15053, "ollama_port": 21434}
+PORTS = {"gateway_port": 15052, "gateway_grpc_port": 15053, "model_port": 21434}
 # The inventory's hosts -> the `site` scenario's containers.
 CONTAINERS = {
     "gitlab-vm": "site-gitlab",

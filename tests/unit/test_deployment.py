@@ -41,7 +41,7 @@ CONTRACT = {
             "gitlab_url": "https://gitlab.example.com",
             "gateway_url": "http://10.0.2.10:5052",
             "gateway_agent_platform_address": "10.0.2.10:50052",
-            "ollama_endpoint": "http://10.0.3.10:11434/v1",
+            "model_endpoint": "http://10.0.3.10:11434/v1",
             "ansible_ssh_common_args": "-F /deploy/aws/ssh_config",
         },
         "children": {
@@ -97,7 +97,7 @@ def test_non_default_ports_reach_every_url() -> None:
     d = deployment(gateway_port=15052, gateway_grpc_port=15053, ollama_port=21434)
     assert d.gateway_url == "http://10.0.2.10:15052"
     assert d.agent_platform_address == "10.0.2.10:15053"
-    assert d.ollama_endpoint == "http://10.0.3.10:21434/v1"
+    assert d.model_endpoint == "http://10.0.3.10:21434/v1"
 
 
 def test_the_url_is_derived_from_the_domain_not_taken_from_the_outputs() -> None:
@@ -212,3 +212,39 @@ def test_user_names_reaching_a_shell_are_checked() -> None:
     assert check_user("root") == "root"
     with pytest.raises(DuoctlError, match="not a user name"):
         check_user("root]'; id; '")
+
+
+def test_vllm_serving_puts_the_model_server_in_its_group(tmp_path: Path) -> None:
+    d = Deployment.from_outputs({**OUTPUTS, "ollama_port": 8000}, "aws", "vllm")
+    assert (d.serving, d.model.name, d.model.group) == ("vllm", "vllm-vm", "vllm")
+    assert d.model_endpoint == "http://10.0.3.10:8000/v1"
+    inventory = d.inventory(SSH_CONFIG)
+    assert "vllm" in inventory["all"]["children"] and "ollama" not in inventory["all"]["children"]
+    folder = DeploymentFolder.of(tmp_path, "aws", REPO)
+    write_files(d, folder, None)
+    assert Deployment.from_inventory(folder.inventory) == d
+
+
+def test_an_inventory_needs_exactly_one_model_server_group(tmp_path: Path) -> None:
+    both = yaml.safe_load(yaml.safe_dump(CONTRACT))
+    both["all"]["children"]["vllm"] = {"hosts": {"vllm-vm": {"private_ip": "10.0.3.11"}}}
+    path = tmp_path / "inventory.yml"
+    path.write_text(yaml.safe_dump(both))
+    with pytest.raises(DuoctlError, match=r"one model server host.*has ollama and vllm"):
+        Deployment.from_inventory(path)
+
+
+def test_the_duo_configuration_of_a_vllm_preset(tmp_path: Path) -> None:
+    from duoctl import serving
+    from duoctl.duo_config import duo_config, vllm_model
+
+    preset = serving.PRESETS[serving.DEFAULT_PRESET]
+    key = tmp_path / "vllm_api_key"
+    key.write_text("k\n")
+    d = Deployment.from_outputs({**OUTPUTS, "ollama_port": 8000}, "aws", "vllm")
+    config = duo_config(d, vllm_model(preset, key))
+    [model] = config.models
+    assert model.identifier == f"custom_openai/{preset.served_model_name}"
+    assert model.endpoint == "http://10.0.3.10:8000/v1" and model.api_key_file == str(key)
+    assert set(config.features) <= set(preset.model.features)
+    assert set(config.features.values()) == {preset.name}

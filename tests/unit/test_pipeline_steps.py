@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from duoctl import deploy, settings
 from duoctl.deployment import Deployment
+from duoctl.errors import DuoctlError
 from duoctl.folder import DeploymentFolder
 from duoctl.pipeline import Context, Progress, StepFailed
 
@@ -39,6 +40,9 @@ CONTRACT_INVENTORY: dict[str, Any] = {
         },
     }
 }
+
+# mistral:instruct (4.1 GB) on a T4 with an 8,192-token context: four requests at once.
+OLLAMA_ON_A_T4 = {"ollama_context_length": 8192, "ollama_num_parallel": 4}
 
 
 def make_settings(tmp_path: Path, **extra: Any) -> settings.DeploySettings:
@@ -205,14 +209,15 @@ def test_default_step_lists(tmp_path: Path):
     steps = deploy.cloud_steps(make_settings(tmp_path, letsencrypt=False))
     assert [s.name for s in steps] == list(deploy.CLOUD_STEPS)
     [site] = (s for s in steps if isinstance(s, deploy.PlaybookStep))
-    assert site.extra_vars == {"gitlab_tls_mode": "selfsigned"}
+    assert site.extra_vars == {"gitlab_tls_mode": "selfsigned", **OLLAMA_ON_A_T4}
     assert isinstance(steps[6], deploy.DuoStep) and steps[6].activation_code_file is None
     assert [s.name for s in deploy.hosts_steps()] == list(deploy.HOSTS_STEPS)
     private = tmp_path / "id"
     private.write_text("private")
     steps = deploy.cloud_steps(make_settings(tmp_path))
     assert steps[3].key_file == str(private)  # type: ignore[attr-defined]
-    assert steps[5].extra_vars == {"gitlab_tls_mode": "letsencrypt"}  # type: ignore[attr-defined]
+    site_vars = steps[5].extra_vars  # type: ignore[attr-defined]
+    assert site_vars == {"gitlab_tls_mode": "letsencrypt", **OLLAMA_ON_A_T4}
 
 
 def test_verify_step_passes_the_deploy_files(tmp_path: Path):
@@ -264,6 +269,7 @@ def test_site_step_passes_the_tls_mode_and_license(tmp_path: Path) -> None:
     assert site.extra_vars == {
         "gitlab_tls_mode": "letsencrypt",
         "gitlab_license_file": str(license_file.resolve()),
+        **OLLAMA_ON_A_T4,
     }
     plain = next(
         s
@@ -271,7 +277,7 @@ def test_site_step_passes_the_tls_mode_and_license(tmp_path: Path) -> None:
         if s.name == "site"
     )
     assert isinstance(plain, deploy.PlaybookStep)
-    assert plain.extra_vars == {"gitlab_tls_mode": "selfsigned"}
+    assert plain.extra_vars == {"gitlab_tls_mode": "selfsigned", **OLLAMA_ON_A_T4}
 
 
 ACTIVATION_CODE = "Abcdefghij0123456789WXYZ"
@@ -435,3 +441,45 @@ def test_wait_ssh_trusts_on_first_use_when_the_cloud_reports_nothing(tmp_path: P
     assert "gitlab-vm: the cloud reports no host key for it yet; pinning the key of the first" in (
         ctx.paths.log_file.read_text()
     )
+
+
+def test_vllm_serving_follows_its_preset_downstream(tmp_path: Path) -> None:
+    """--serving vllm: the GPU VM, port and disk in Terraform, the role's model arguments."""
+    from duoctl import serving
+
+    s = make_settings(tmp_path, serving="vllm")
+    preset = serving.PRESETS[serving.DEFAULT_PRESET]
+    variables = deploy.terraform_variables(s, "gitlab.example.com")
+    assert variables["ollama_instance_type"] == preset.machine_types["aws"]
+    assert variables["model_port"] == 8000 and "ollama_port" not in variables
+    assert variables["ollama_disk_gb"] == serving.disk_gb(preset)
+    gcp = make_settings(tmp_path, cloud="gcp", region="europe-west4", project="p-123456")
+    gcp_vllm = gcp.model_copy(update={"serving": "vllm"})
+    gcp_variables = deploy.terraform_variables(gcp_vllm, "gitlab.example.com", "europe-west4-a")
+    assert gcp_variables["ollama_gpu_type"] == "nvidia-l4"
+    [site] = (st for st in deploy.cloud_steps(s) if isinstance(st, deploy.PlaybookStep))
+    assert site.extra_vars["vllm_served_model_name"] == preset.served_model_name
+    assert "ollama_num_parallel" not in site.extra_vars
+    assert s.ports().ollama_port == 8000  # the model server's port in the URLs
+
+
+@pytest.mark.parametrize(
+    ("extra", "problem"),
+    [
+        ({"serving": "vllm", "model_preset": "no-such-preset"}, "no serving preset"),
+        ({"model_preset": "codestral-22b-awq-l4"}, "model_preset needs serving vllm"),
+    ],
+)
+def test_bad_serving_choices_are_refused_before_anything(
+    tmp_path: Path, extra: dict[str, str], problem: str
+) -> None:
+    (tmp_path / "id.pub").write_text(ED25519_KEY)
+    saved = {"ssh_public_key_file": str(tmp_path / "id.pub"), "admin_cidr": "198.51.100.7/32"}
+
+    def deploy_inputs() -> None:
+        chosen = settings.resolve("aws", extra, saved, lambda: "x", {"AWS_REGION": "us-east-1"})
+        chosen.check_files()
+
+    with pytest.raises(DuoctlError) as bad:
+        deploy_inputs()
+    assert problem in str(bad.value) and bad.value.exit_code == 2

@@ -147,3 +147,15 @@ def test_every_preset_has_its_terraform_test_run(cloud: str) -> None:
 )
 def test_ollama_num_parallel(gpu_gb: float, model_gb: float, context: int, expected: int) -> None:
     assert ollama_num_parallel(gpu_gb, model_gb, context) == expected
+
+
+def test_role_vars_are_the_vllm_roles_own_arguments() -> None:
+    """The preset reaches the vllm role by the names its argument spec declares."""
+    import yaml
+
+    spec = Path(__file__).resolve().parents[2] / "ansible/roles/vllm/meta/argument_specs.yml"
+    options = yaml.safe_load(spec.read_text())["argument_specs"]["main"]["options"]
+    for p in PRESETS.values():
+        role_vars = serving.vllm_role_vars(p)
+        assert set(role_vars) <= set(options), set(role_vars) - set(options)
+        assert role_vars["vllm_tokenizer_mode"] in ("", "mistral")

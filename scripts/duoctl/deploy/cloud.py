@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from duoctl import inventory, terraform_workdir
+from duoctl import inventory, serving, terraform_workdir
 from duoctl.deploy.state import deployment_of, remember
 from duoctl.deployment import Deployment
 from duoctl.errors import DuoctlError
@@ -54,7 +54,8 @@ def terraform_variables(
         "ssh_public_key": DESTROY_SSH_KEY if for_destroy else settings.ssh_public_key(),
         "gitlab_domain": domain,
         "prefix": settings.prefix,
-        **settings.ports().model_dump(),
+        "gateway_port": settings.gateway_port,
+        "gateway_grpc_port": settings.gateway_grpc_port,
     }
     if settings.cloud == "aws":
         variables["availability_zone"] = settings.zone
@@ -65,6 +66,12 @@ def terraform_variables(
         variables["zone"] = settings.zone or zone
         variables["dns_managed_zone"] = settings.managed_zone
         variables.update({k.replace("instance", "machine"): v for k, v in types.items()})
+    preset = settings.preset()
+    if preset is None:
+        variables["ollama_port"] = settings.model_port_in_effect()
+    else:  # the GPU VM the preset needs, and vLLM's port
+        variables.update(serving.terraform_variables_for(preset, settings.cloud))
+        variables["model_port"] = settings.model_port_in_effect()
     return {k: v for k, v in variables.items() if v is not None}
 
 
@@ -135,7 +142,7 @@ class TerraformStep:
         except DuoctlError as exc:
             raise StepFailed(str(exc)) from None
         try:
-            deployment = Deployment.from_outputs(outputs, settings.cloud)
+            deployment = Deployment.from_outputs(outputs, settings.cloud, settings.serving)
         except DuoctlError as exc:
             raise StepFailed(str(exc)) from None
         remember(ctx, deployment)

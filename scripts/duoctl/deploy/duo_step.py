@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from duoctl import configure
 from duoctl.deploy.state import deployment_of
-from duoctl.duo_config import config_text, duo_config, served_model
+from duoctl.duo_config import config_text, duo_config, ollama_model, vllm_model
 from duoctl.errors import DuoctlError
 from duoctl.inventory import write_text
 from duoctl.pipeline import Context, StepFailed
@@ -39,8 +39,19 @@ class DuoStep:
                 "step; run again with --from site"
             )
         try:
-            model = served_model(paths.repo, paths.own_inventory)
-            config = duo_config(deployment_of(ctx), model, self.activation_code_file)
+            deployment = deployment_of(ctx)
+            preset = ctx.settings.preset() if ctx.settings is not None else None
+            if deployment.serving == "vllm" and preset is None:
+                raise DuoctlError(
+                    "own hosts serving with vLLM are not registered by deploy hosts yet",
+                    "register the model with duoctl configure (see examples/duo.yml)",
+                )
+            model = (
+                vllm_model(preset, paths.secrets_dir / "vllm_api_key")
+                if preset is not None
+                else ollama_model(paths.repo, paths.own_inventory)
+            )
+            config = duo_config(deployment, model, self.activation_code_file)
             write_text(paths.duo_config, config_text(config), 0o600)
         except DuoctlError as exc:
             raise StepFailed(str(exc)) from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from duoctl import serving
 from duoctl.deploy.cloud import InventoryStep, PreflightStep, TerraformStep
 from duoctl.deploy.duo_step import DuoStep
 from duoctl.deploy.playbooks import PlaybookStep
@@ -54,6 +55,12 @@ def _site_vars(settings: DeploySettings) -> dict[str, Any]:
     }
     if settings.license_file:
         extra["gitlab_license_file"] = str(Path(settings.license_file).expanduser().resolve())
+    preset = settings.preset()
+    if preset is not None:  # the model, its engine arguments and port, from the preset
+        extra.update(serving.vllm_role_vars(preset))
+    else:  # Ollama: as many parallel requests as the GPU's memory holds
+        gpu_type = settings.machine_types()["ollama"]
+        extra.update(serving.ollama_role_vars(settings.cloud, gpu_type))
     return extra
 
 
