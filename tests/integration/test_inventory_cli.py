@@ -74,7 +74,7 @@ def test_from_json_to_ansible(tmp_path: Path) -> None:
     # Every SSH connection reads the deployment's ssh_config: known_hosts and the jump host.
     assert hostvars["gateway-vm"]["ansible_ssh_common_args"] == f"-F {folder / 'ssh_config'}"
     assert "ProxyJump gitlab-vm" in (folder / "ssh_config").read_text()
-    assert hostvars["gateway-vm"]["ollama_endpoint"] == "http://10.0.1.4:11434/v1"
+    assert hostvars["gateway-vm"]["model_endpoint"] == "http://10.0.1.4:11434/v1"
     assert hostvars["gitlab-vm"]["duo_cloud"] == "gcp"
 
 
@@ -127,7 +127,7 @@ def test_terraform_calls_for_real(tmp_path: Path) -> None:
     terraform.apply(tmp_path, {"ip": "10.0.2.8"})
     outputs = terraform.outputs(tmp_path)
     assert outputs["ollama_private_ip"] == "10.0.2.8"
-    assert Deployment.from_outputs(outputs, "aws").ollama_endpoint == "http://10.0.2.8:11434/v1"
+    assert Deployment.from_outputs(outputs, "aws").model_endpoint == "http://10.0.2.8:11434/v1"
     terraform.destroy(tmp_path, {"ip": "10.0.2.8"})
     assert terraform.outputs(tmp_path) == {}
     with pytest.raises(terraform.TerraformError, match="terraform apply failed") as err:

@@ -243,7 +243,7 @@ def local_inventory(path: Path, gateway: tuple[int, int], gitlab_url: str) -> Pa
                 "gitlab_domain": "localhost",
                 "gitlab_url": gitlab_url,
                 "gateway_url": f"http://127.0.0.1:{http_port}",
-                "ollama_endpoint": f"http://127.0.0.1:{free_port()}/v1",
+                "model_endpoint": f"http://127.0.0.1:{free_port()}/v1",
             },
             "children": {
                 "gitlab": {"hosts": {"gitlab-vm": local}},

@@ -28,7 +28,7 @@ INVENTORY = {
             "gitlab_url": "https://gitlab.example.com",
             "gateway_url": "http://10.0.2.10:5052",
             "gateway_agent_platform_address": "10.0.2.10:50052",
-            "ollama_endpoint": "http://10.0.3.10:11434/v1",
+            "model_endpoint": "http://10.0.3.10:11434/v1",
         },
         "children": {
             "gitlab": {

@@ -217,7 +217,7 @@ def test_inventory_from_the_real_outputs(
         assert host["gitlab_url"] == f"https://{DOMAIN}"
         assert host["gateway_url"] == f"http://{outputs['gateway_private_ip']}:5052"
         assert host["gateway_agent_platform_address"] == f"{outputs['gateway_private_ip']}:50052"
-        assert host["ollama_endpoint"] == f"http://{outputs['ollama_private_ip']}:11434/v1"
+        assert host["model_endpoint"] == f"http://{outputs['ollama_private_ip']}:11434/v1"
 
 
 # moto does not return the description of a rule that references another security
