@@ -18,6 +18,9 @@ What they stand in for:
   more). Before any text is set, ``Output`` is absent, which is EC2's answer for an instance
   that has not posted console output yet. ``Latest`` is accepted; the answer is the same. An
   unknown instance fails with ``InvalidInstanceID.NotFound`` (moto's check).
+- **RunInstances is idempotent by ClientToken**, as EC2 is: a request repeated with the token
+  of an earlier one (an SDK retrying after a timeout on a loaded machine) answers the earlier
+  reservation instead of launching more instances. moto launches again otherwise.
 
 The server runs in a child process: these setters write files in a folder beside the
 server's own files, which the server reads on each request (so they apply at once).
@@ -153,3 +156,22 @@ def install(quota_file: Path) -> None:
         return ActionResult(_console_answer(folder, instance.id))
 
     General.get_console_output = get_console_output  # type: ignore[method-assign]
+    _idempotent_run_instances()
+
+
+def _idempotent_run_instances() -> None:
+    from moto.ec2.models.instances import InstanceBackend
+
+    original = InstanceBackend.run_instances
+    launched: dict[tuple[int, str], Any] = {}  # (backend, client token) -> reservation
+
+    def run_instances(self: Any, *args: Any, **kwargs: Any) -> Any:
+        token = kwargs.get("client_token")
+        if not token or token == "ABCDE":  # moto's default when the request has none
+            return original(self, *args, **kwargs)
+        key = (id(self), str(token))
+        if key not in launched:
+            launched[key] = original(self, *args, **kwargs)
+        return launched[key]
+
+    InstanceBackend.run_instances = run_instances  # type: ignore[method-assign]

@@ -119,3 +119,14 @@ def test_console_output_of_an_unknown_instance_fails_as_ec2_does(ec2: Any) -> No
     with pytest.raises(ClientError) as failure:
         ec2.get_console_output(InstanceId="i-0123456789abcdef0")
     assert failure.value.response["Error"]["Code"] == "InvalidInstanceID.NotFound"
+
+
+def test_run_instances_is_idempotent_by_client_token(ec2: Any) -> None:
+    """A retried RunInstances (same ClientToken) answers the first reservation, as EC2 does."""
+    image = UBUNTU_NOBLE_AMIS[-1]["ami_id"]
+    request = {"ImageId": image, "MinCount": 1, "MaxCount": 1, "InstanceType": "t3.micro"}
+    first = ec2.run_instances(**request, ClientToken="retry-1")
+    again = ec2.run_instances(**request, ClientToken="retry-1")
+    other = ec2.run_instances(**request, ClientToken="retry-2")
+    assert first["ReservationId"] == again["ReservationId"] != other["ReservationId"]
+    assert first["Instances"][0]["InstanceId"] == again["Instances"][0]["InstanceId"]
