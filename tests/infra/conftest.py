@@ -94,8 +94,12 @@ def var(host: Any, name: str, role: str | None = None, default: Any = None) -> A
 SERVICE_PORTS = {
     "ai_gateway_http_port": ("gateway_url", "ai_gateway", 5052),
     "ai_gateway_grpc_port": ("gateway_agent_platform_address", "ai_gateway", 50052),
-    "ollama_port": ("ollama_endpoint", "ollama", 11434),
+    "ollama_port": ("model_endpoint", "ollama", 11434),
+    "vllm_port": ("model_endpoint", "vllm", 8000),
 }
+# The model server's group: the GPU host is in one of them (the deployment's serving).
+MODEL_GROUPS = ("ollama", "vllm")
+VLLM_ENV_FILE = "/etc/vllm/vllm.env"
 
 
 def service_port(host: Any, name: str) -> int:
@@ -136,6 +140,54 @@ def group_hosts(host: Any, group: str) -> list[Any]:
     if runner is None:
         return []
     return [runner.get_host(name) for name in runner.get_hosts(group)]
+
+
+def model_server(host: Any) -> tuple[str, Any] | None:
+    """(group, testinfra host) of the model server, seen from any host (None without one)."""
+    for group in MODEL_GROUPS:
+        found = group_hosts(host, group)
+        if found:
+            return group, found[0]
+    return None
+
+
+def vllm_api_key(vllm: Any) -> str:
+    """vLLM's API key, read on the vLLM host through sudo from the role's root-only env file.
+
+    `duoctl verify` runs against remote hosts: the host's own file is what the server runs with.
+    """
+    path = str(var(vllm, "vllm_env_file", default=VLLM_ENV_FILE))
+    with vllm.sudo():
+        out = vllm.run("sed -n 's/^VLLM_API_KEY=//p' %s", path)
+    key = out.stdout.strip()
+    if out.rc != 0 or not key:
+        pytest.fail(f"cannot read VLLM_API_KEY from {path} on the vLLM host (sudo): rc {out.rc}")
+    return str(key)
+
+
+def http_with_key(host: Any, url: str, key: str, timeout: float = 20) -> dict[str, Any]:
+    """A GET from `host` with `Authorization: Bearer <key>`: {status, body} or {error}.
+
+    Ansible's uri module on `host` makes the request: the key travels in the module's arguments,
+    never on a command line of `host` (where any local user could read it in ps).
+    """
+    args = {
+        "url": url,
+        "headers": {"Authorization": f"Bearer {key}"},
+        "return_content": True,
+        "timeout": int(timeout),
+        "status_code": list(range(100, 600)),
+    }
+    try:
+        result = host.ansible("uri", json.dumps(args), check=False)
+    except host.ansible.AnsibleException as exc:
+        result = exc.result
+    except RuntimeError as exc:  # not the ansible connection backend
+        return {"error": str(exc)}
+    status = int(result.get("status", -1))
+    if status < 0:
+        return {"error": str(result.get("msg", "no answer")).replace(key, "***")}
+    return {"status": status, "body": str(result.get("content", ""))[:20000]}
 
 
 def listeners(host: Any, port: int) -> list[str]:

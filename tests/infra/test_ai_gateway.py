@@ -14,15 +14,17 @@ from tests.infra.checks import (
     secret_mode_problem,
 )
 from tests.infra.conftest import (
-    group_hosts,
     hop,
     http,
+    http_with_key,
     listeners,
+    model_server,
     private_address,
     public_addresses,
     service_port,
     url_host,
     var,
+    vllm_api_key,
 )
 
 testinfra_hosts = ["ai_gateway"]
@@ -114,20 +116,35 @@ def test_gateway_reaches_gitlab_over_https(host: Any, gitlab_domain: str) -> Non
 
 
 @hop("gateway → model")
-def test_gateway_reaches_ollama(host: Any) -> None:
-    """The gateway host reaches Ollama on port 11434."""
-    endpoint = var(host, "ollama_endpoint")
+def test_gateway_reaches_model_server(host: Any) -> None:
+    """The gateway host reaches the model server (Ollama or vLLM) on its port.
+
+    vLLM answers /v1/models only with its API key: the request then carries the key, read on
+    the vLLM host from the role's env file, so a 200 proves the network path and the key.
+    """
+    server = model_server(host)
+    endpoint = var(host, "model_endpoint")
     if not endpoint:
-        models = group_hosts(host, "ollama")
-        if not models:
-            pytest.skip("no ollama_endpoint in the inventory and no ollama host to derive it")
-        port = service_port(models[0], "ollama_port")
-        endpoint = f"http://{url_host(private_address(models[0]))}:{port}/v1"
+        if server is None:
+            pytest.skip("no model_endpoint in the inventory and no model host to derive it")
+        group, models = server
+        port = service_port(models, f"{group}_port")
+        endpoint = f"http://{url_host(private_address(models))}:{port}/v1"
     url = f"{str(endpoint).rstrip('/')}/models"
-    result = http(host, url)
+    port = str(endpoint).split("://", 1)[-1].split("/", 1)[0].rpartition(":")[2]
+    if server is not None and server[0] == "vllm":
+        result = http_with_key(host, url, vllm_api_key(server[1]))
+        name = "vLLM"
+        fix = (
+            f"check the vllm service, the firewall rule from the gateway to port {port} and the "
+            "key in /etc/vllm/vllm.env (the one the server runs with)"
+        )
+    else:
+        result = http(host, url)
+        name = "Ollama"
+        fix = f"check the Ollama service and the firewall rule from the gateway to port {port}"
     assert result.get("status") == 200, (
-        f"the gateway host cannot reach Ollama at {url}: {describe_answer(result)} "
-        "(check the Ollama service and the firewall rule from the gateway to port 11434)"
+        f"the gateway host cannot reach {name} at {url}: {describe_answer(result)} ({fix})"
     )
 
 
