@@ -1,22 +1,28 @@
-"""Each host listens only where it should: GitLab publicly on 80/443, the gateway and Ollama
-on their private address only (never all interfaces), OpenSSH on 22 (as on the VMs, whose
-firewall rules limit who reaches it); anything else on loopback only."""
+"""Each host listens only where it should: GitLab publicly on 80/443, the gateway and the model
+server (Ollama or vLLM) on their private address only (never all interfaces), OpenSSH on 22 (as
+on the VMs, whose firewall rules limit who reaches it); anything else on loopback only.
+
+The addresses and ports come from the scenario's inventory (private_ip, gateway_url,
+model_endpoint), so the same test serves the site and site-vllm scenarios."""
 
 from __future__ import annotations
 
-import os
 from typing import Any
+from urllib.parse import urlsplit
 
 testinfra_hosts = ["all"]
 
-GATEWAY_IP = os.environ.get("DUO_SITE_GATEWAY_IP", "10.213.77.20")
-OLLAMA_IP = os.environ.get("DUO_SITE_OLLAMA_IP", "10.213.77.30")
 SSH = {"0.0.0.0:22", "[::]:22"}
-ALLOWED = {
-    "site-gitlab": {"0.0.0.0:443", "0.0.0.0:80", *SSH},
-    "site-ai-gateway": {f"{GATEWAY_IP}:5052", f"{GATEWAY_IP}:50052", *SSH},
-    "site-ollama": {f"{OLLAMA_IP}:11434", *SSH},
-}
+
+
+def allowed(host_vars: dict[str, Any]) -> set[str]:
+    groups, address = set(host_vars["group_names"]), host_vars.get("private_ip")
+    if "gitlab" in groups:
+        return {"0.0.0.0:443", "0.0.0.0:80", *SSH}
+    if "ai_gateway" in groups:
+        grpc = str(host_vars["gateway_agent_platform_address"]).rpartition(":")[2]
+        return {f"{address}:{urlsplit(host_vars['gateway_url']).port}", f"{address}:{grpc}", *SSH}
+    return {f"{address}:{urlsplit(host_vars['model_endpoint']).port}", *SSH}
 
 
 def listeners(host: Any) -> set[str]:
@@ -30,7 +36,8 @@ def is_loopback(address: str) -> bool:
 
 def test_services_listen_only_where_they_should(host: Any) -> None:
     name = host.check_output("hostname")
+    wanted = allowed(host.ansible.get_variables())
     found = listeners(host)
-    assert ALLOWED[name] <= found, f"{name}: missing {ALLOWED[name] - found}"
-    unexpected = {a for a in found if not is_loopback(a) and a not in ALLOWED[name]}
+    assert wanted <= found, f"{name}: missing {wanted - found}"
+    unexpected = {a for a in found if not is_loopback(a) and a not in wanted}
     assert not unexpected, f"{name} listens beyond its private role: {sorted(unexpected)}"

@@ -1,5 +1,5 @@
-"""A second run of site.yml keeps the gateway's JWT signing key and GitLab's admin token;
-the controller's secrets are private files."""
+"""A second run of site.yml keeps the gateway's JWT signing key, GitLab's admin token and (with
+vLLM) the model server's API key; the controller's secrets are private files."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
+import pytest
 import testinfra
 
 testinfra_hosts = ["ai_gateway"]
@@ -31,18 +32,30 @@ def test_gitlab_token_unchanged_by_second_run() -> None:
     assert hashlib.sha256(token.encode()).hexdigest() == first_run()["gitlab_token"]
 
 
-def test_controller_secrets_are_private() -> None:
+def test_vllm_api_key_unchanged_by_second_run(host: Any) -> None:
+    if not host.backend.ansible_runner.get_hosts("vllm"):
+        pytest.skip("no vllm host in this scenario")
+    key = (EPHEMERAL / "secrets" / "vllm_api_key").read_text().rstrip("\n")
+    assert hashlib.sha256(key.encode()).hexdigest() == first_run()["vllm_api_key"]
+
+
+def test_controller_secrets_are_private(host: Any) -> None:
     secrets = EPHEMERAL / "secrets"
     assert stat.S_IMODE(secrets.stat().st_mode) == 0o700
-    for name in ("gitlab_root_password", "gitlab_admin_token"):
+    names = ["gitlab_root_password", "gitlab_admin_token"]
+    if host.backend.ansible_runner.get_hosts("vllm"):
+        names.append("vllm_api_key")
+        assert len((secrets / "vllm_api_key").read_text().strip()) == 48
+    for name in names:
         assert stat.S_IMODE((secrets / name).stat().st_mode) == 0o600, name
     assert len((secrets / "gitlab_root_password").read_text().strip()) == 32
 
 
-def test_root_password_from_controller_reaches_gitlab_rb() -> None:
+def test_root_password_from_controller_reaches_gitlab_rb(host: Any) -> None:
     password = (EPHEMERAL / "secrets" / "gitlab_root_password").read_text().strip()
+    name = host.backend.ansible_runner.get_hosts("gitlab")[0]
     gitlab = testinfra.get_host(
-        "ansible://site-gitlab", ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"]
+        f"ansible://{name}", ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"]
     )
     rb = gitlab.file("/etc/gitlab/gitlab.rb")
     assert rb.mode == 0o600
