@@ -707,12 +707,12 @@ def vllm_args(p: Preset) -> list[str]:
 
 
 def vllm_role_vars(p: Preset) -> dict[str, object]:
-    """The preset as the vllm role's variables (ansible/roles/vllm/defaults/main.yml)."""
+    """The preset as the vllm role's variables (ansible/roles/vllm/defaults/main.yml); the port
+    is the deployment's (the playbooks take it from the inventory's model_endpoint)."""
     mistral = "mistral" if p.mistral_format else ""
     return {
         "vllm_model": p.hf_model_id,
         "vllm_served_model_name": p.served_model_name,
-        "vllm_port": VLLM_PORT,
         "vllm_dtype": p.dtype,
         "vllm_quantization": QUANTIZATION[p.precision] or "",
         "vllm_max_model_len": p.max_model_len,

@@ -45,6 +45,7 @@ Where the test path still differs from production, and why:
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 import signal
@@ -90,6 +91,9 @@ variable "private_subnet_cidr" {
 }
 """
 PRIVATE_RANGE = "10.213.64.0/20"
+VLLM_VERSION = str(
+    yaml.safe_load((ROOT / "ansible/roles/vllm/defaults/main.yml").read_text())["vllm_version"]
+)
 BOOT_SECONDS = 15.0
 PUBLIC_RANGE = "10.213.120.0/24"  # outside PRIVATE_RANGE, as the two Docker networks must be
 PORTS = {"gateway_port": 15052, "gateway_grpc_port": 15053, "model_port": 21434}
@@ -98,6 +102,7 @@ CONTAINERS = {
     "gitlab-vm": "site-gitlab",
     "gateway-vm": "site-ai-gateway",
     "ollama-vm": "site-ollama",
+    "vllm-vm": "site-ollama",  # the same GPU VM stand-in, serving with vLLM
 }
 # What each host needs to install offline: the stand-in artifacts prepare.yml builds.
 HOST_SOURCES: dict[str, dict[str, Any]] = {
@@ -148,6 +153,7 @@ class Deployment_:
     moto: MotoEndpoint
     dns: dict[str, set[str]] = field(default_factory=dict)
     containers_env: dict[str, str] = field(default_factory=dict)
+    serving: list[str] = field(default_factory=list)  # e.g. ["--serving", "vllm"]
 
     @property
     def folder(self) -> Path:
@@ -163,10 +169,15 @@ class Deployment_:
         return self.tmp / "staging"
 
     def argv(self) -> list[str]:
+        if self.serving:  # the serving's own default ports
+            return [*self.base_argv(), *self.serving]
         ports = [f"--{k.replace('_', '-')}={v}" for k, v in PORTS.items()]
+        return [*self.base_argv(), *ports]
+
+    def base_argv(self) -> list[str]:
         return [
             "deploy", "aws", "--region", "us-east-1", "--ssh-key", str(self.tmp / "id.pub"),
-            "--admin-cidr", "198.51.100.7/32", "--deploy-dir", str(self.tmp / ".deploy"), *ports,
+            "--admin-cidr", "198.51.100.7/32", "--deploy-dir", str(self.tmp / ".deploy"),
         ]  # fmt: skip
 
     def run(self, steps: list[Attempts]) -> tuple[int, str]:
@@ -275,6 +286,15 @@ def artifacts_beside_the_inventory(d: Deployment_) -> None:
             "ollama_archive_src": str(d.staging / OLLAMA_ARCHIVE),
             "ollama_archive_sha256": (ARTIFACTS / "sha256sum.txt").read_text().split()[0],
         },
+    }
+    vllm = ARTIFACTS / "vllm"
+    if not (vllm / "vllm-wheelhouse.tar.gz").is_file():
+        build = ROOT / "tests" / "doubles" / "vllm_server" / "build.py"
+        argv = [sys.executable, str(build), "--version", VLLM_VERSION, "--output-dir", str(vllm)]
+        subprocess.run([*argv, "--model-dir", str(vllm / "model")], check=True)
+    sources["vllm-vm"] = {
+        "vllm_wheelhouse_src": str(vllm / "vllm-wheelhouse.tar.gz"),
+        "vllm_model_src": str(vllm / "model"),
     }
     for host, values in sources.items():
         # Docker owns a container's hostname.
@@ -520,3 +540,27 @@ def test_deploy_aws_end_to_end_over_ssh_with_a_failure_at_every_step(
     assert "Hosts (testinfra suite tests/infra): " in log
     # The non-default ports reached the roles and GitLab.
     assert d.double.instance.duo["aiGatewayUrl"] == f"http://{vms.gateway.private_ip}:15052"
+
+
+def test_deploy_aws_serving_with_vllm(deployment: Deployment_) -> None:
+    """`--serving vllm`: the default preset's GPU VM from Terraform, the vllm role on the GPU
+    host (its air-gapped path: the stand-in vLLM's wheelhouse and a weightless model folder),
+    the preset's model registered in GitLab with its API key, and verify through vLLM."""
+    from duoctl import serving
+
+    d = deployment
+    d.serving = ["--serving", "vllm"]
+    steps = steps_for(d)
+    code, out = d.run(steps)
+    assert code == 0, out
+    assert "Verified: GitLab → gateway → model answered a code completion" in out
+    preset = serving.PRESETS[serving.DEFAULT_PRESET]
+    vms = Deployment.from_inventory(d.inventory)
+    assert (vms.serving, vms.model.name) == ("vllm", "vllm-vm")
+    [model] = d.double.instance.models.values()
+    assert model.identifier == f"custom_openai/{preset.served_model_name}"
+    assert model.endpoint == f"http://{vms.model.private_ip}:8000/v1"
+    key = (d.folder / "secrets" / "vllm_api_key").read_text().strip()
+    assert model.api_token == key and key not in out
+    outputs = json.loads((d.folder / "terraform" / "terraform.tfstate").read_text())["outputs"]
+    assert outputs["gpu_vm"]["value"]["machine_type"] == preset.machine_types["aws"]

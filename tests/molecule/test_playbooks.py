@@ -74,7 +74,7 @@ def ansible_playbook(
     )
 
 
-@pytest.mark.parametrize("playbook", ["site", "gitlab", "ai_gateway", "ollama"])
+@pytest.mark.parametrize("playbook", ["site", "gitlab", "ai_gateway", "ollama", "vllm"])
 def test_playbook_parses_with_contract_inventory(deployment: Path, playbook: str) -> None:
     # As a user runs it: from the repository root, no ansible.cfg picked up.
     inventory = deployment / "inventory" / "aws.yml"

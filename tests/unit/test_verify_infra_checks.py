@@ -186,7 +186,7 @@ def test_private_and_public_addresses_from_the_inventory() -> None:
     assert conftest.public_addresses(FakeHost({"public_ip": "{{ x }}"})) == []
 
 
-@pytest.mark.parametrize("module", ["test_gitlab", "test_ai_gateway", "test_ollama"])
+@pytest.mark.parametrize("module", ["test_gitlab", "test_ai_gateway", "test_ollama", "test_vllm"])
 def test_every_infra_check_has_a_name_and_a_known_hop(module: str) -> None:
     """duoctl verify shows a check by its docstring and blames its hop: both must exist."""
     import importlib
@@ -195,7 +195,7 @@ def test_every_infra_check_has_a_name_and_a_known_hop(module: str) -> None:
 
     mod = importlib.import_module(f"tests.infra.{module}")
     tests = [getattr(mod, n) for n in dir(mod) if n.startswith("test_")]
-    assert tests and mod.testinfra_hosts in (["gitlab"], ["ai_gateway"], ["ollama"])
+    assert tests and mod.testinfra_hosts in (["gitlab"], ["ai_gateway"], ["ollama"], ["vllm"])
     for test in tests:
         assert (test.__doc__ or "").strip(), f"{module}.{test.__name__} has no docstring"
         assert (getattr(test, "hop", None) or mod.HOP) in verify.HOP_ORDER
