@@ -264,7 +264,7 @@ def boot_the_vms(d: Deployment_) -> Callable[[Context], None]:
             "DUO_SITE_GITLAB_IP": vms.gitlab.private_ip,
             "DUO_SITE_GITLAB_PUBLIC_IP": str(vms.gitlab.public_ip),
             "DUO_SITE_GATEWAY_IP": vms.gateway.private_ip,
-            "DUO_SITE_OLLAMA_IP": vms.ollama.private_ip,
+            "DUO_SITE_OLLAMA_IP": vms.model.private_ip,
         }
         molecule("create", d.containers_env)
         molecule("prepare", d.containers_env)
@@ -299,6 +299,12 @@ def artifacts_beside_the_inventory(d: Deployment_) -> None:
     for host, values in sources.items():
         # Docker owns a container's hostname.
         (folder / f"{host}.yml").write_text(yaml.safe_dump({**values, "common_hostname": ""}))
+
+
+def answer_dns(d: Deployment_) -> None:
+    """The A record of GitLab's name, as the user (or sslip.io) makes it answer."""
+    vms = Deployment.from_inventory(d.inventory)
+    d.dns[vms.domain] = {str(vms.gitlab.public_ip)}
 
 
 def accept_the_admin_token(d: Deployment_) -> Callable[[Context], None]:
@@ -396,11 +402,6 @@ def faults(d: Deployment_, steps: list[Attempts], monkeypatch: pytest.MonkeyPatc
     good_cli_config = os.environ["TF_CLI_CONFIG_FILE"]
     by_name = {s.name: s for s in steps}
 
-    def answer_dns() -> None:
-        vms = Deployment.from_inventory(d.inventory)
-        ip = str(vms.gitlab.public_ip)
-        d.dns[vms.domain] = {ip}
-
     over = threading.Event()
 
     def arm(step: str, marker: str) -> Callable[[], None]:
@@ -449,7 +450,7 @@ def faults(d: Deployment_, steps: list[Attempts], monkeypatch: pytest.MonkeyPatc
             lambda: None,  # paused once the containers exist (below)
             lambda: docker("unpause", "site-ollama"),
         ),
-        Fault("wait_dns", ("does not resolve to", "IN A"), d.dns.clear, answer_dns),
+        Fault("wait_dns", ("does not resolve to", "IN A"), d.dns.clear, lambda: answer_dns(d)),
         Fault(
             "site",
             ("ansible-playbook exited with code 2", "ollama-vm failed at [ollama : "),
@@ -551,6 +552,7 @@ def test_deploy_aws_serving_with_vllm(deployment: Deployment_) -> None:
     d = deployment
     d.serving = ["--serving", "vllm"]
     steps = steps_for(d)
+    steps[4].setup = lambda ctx: answer_dns(d)  # the record exists from the start
     code, out = d.run(steps)
     assert code == 0, out
     assert "Verified: GitLab → gateway → model answered a code completion" in out
