@@ -226,6 +226,7 @@ class DeploySettings(BaseModel):
         if self.serving != "vllm":
             return None
         chosen = serving.preset(self.model_preset or serving.DEFAULT_PRESET)
+        serving.vm_of(chosen, self.cloud)  # a VM type on this cloud carries its GPUs
         serving.check_fit(chosen, self.cloud)
         return chosen
 

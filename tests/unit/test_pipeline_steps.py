@@ -468,6 +468,10 @@ def test_vllm_serving_follows_its_preset_downstream(tmp_path: Path) -> None:
     [
         ({"serving": "vllm", "model_preset": "no-such-preset"}, "no serving preset"),
         ({"model_preset": "codestral-22b-awq-l4"}, "model_preset needs serving vllm"),
+        (
+            {"serving": "vllm", "model_preset": "mistral-small-24b-bf16-a100-80"},
+            "has no aws VM",
+        ),
     ],
 )
 def test_bad_serving_choices_are_refused_before_anything(
