@@ -116,14 +116,6 @@ class KnownHosts:
                 f"cannot read {self.path}: {exc.strerror}", "make the deployment folder readable"
             ) from None
 
-    def keys_of(self, name: str) -> list[HostKey]:
-        keys = []
-        for line in self._lines():
-            fields = line.split()
-            if len(fields) >= 3 and name in fields[0].split(","):
-                keys.append(HostKey(fields[1], fields[2]))
-        return keys
-
     def pin(self, name: str, keys: Iterable[HostKey]) -> bool:
         """Record the keys the cloud reported for `name`, replacing what was pinned for it
         (the cloud's API is the trusted channel: a re-created VM has new keys). True when the
@@ -131,8 +123,9 @@ class KnownHosts:
         new = sorted({k.line(name) for k in keys})
         if not new:
             return False
-        kept = [line for line in self._lines() if name not in (line.split() or [""])[0].split(",")]
-        old = [line for line in self._lines() if line not in kept]
+        lines = self._lines()
+        kept = [line for line in lines if name not in (line.split() or [""])[0].split(",")]
+        old = [line for line in lines if line not in kept]
         if sorted(old) == new:
             return False
         self._write([*kept, *new])
