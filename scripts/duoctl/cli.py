@@ -312,6 +312,91 @@ def _run_verify(args: argparse.Namespace) -> int:
     return verify.run(options)
 
 
+def _add_upgrade(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "upgrade",
+        allow_abbrev=False,
+        help="Upgrade a deployment's GitLab through the required upgrade stops, resumable",
+    )
+    p.add_argument(
+        "--gitlab-version", required=True, metavar="X.Y.Z", help="the GitLab version to reach"
+    )
+    p.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    p.add_argument(
+        "--upgrade-stops",
+        metavar="FILE",
+        help="JSON list of required upgrade stops replacing the one duoctl carries",
+    )
+    p.add_argument(
+        "--all-stops",
+        action="store_true",
+        help="also stop at the conditional stops (large instances, see the plan)",
+    )
+    p.add_argument("--from", dest="from_step", metavar="STEP", help="restart from this step")
+    _add_name(p)
+    p.set_defaults(func=_run_upgrade)
+
+
+def _run_upgrade(args: argparse.Namespace) -> int:
+    from duoctl import upgrade
+
+    options = upgrade.UpgradeOptions(
+        target=args.gitlab_version,
+        name=args.name,
+        deploy_dir=Path(args.deploy_dir),
+        dry_run=args.dry_run,
+        stops_file=Path(args.upgrade_stops) if args.upgrade_stops else None,
+        all_stops=args.all_stops,
+        from_step=args.from_step,
+    )
+    return upgrade.main(options)
+
+
+def _add_status(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "status",
+        allow_abbrev=False,
+        help="One screen on a deployment: versions, hosts and services up or down, what GitLab "
+        "holds, the last verify and bench, the GPU VM's state and cost (reads only)",
+    )
+    p.add_argument(
+        "--inventory", help="own hosts: their inventory (default: the deployment's inventory.yml)"
+    )
+    p.add_argument(
+        "--token-file",
+        help="automation token (default: the deployment's secrets/gitlab_admin_token)",
+    )
+    p.add_argument("--ca-file", help="CA bundle for a GitLab with a private CA")
+    p.add_argument("--gitlab-url", help="overrides the deployment's GitLab URL")
+    p.add_argument("--ssh-key", help="private key for SSH (default: the deployment's, or agent)")
+    p.add_argument(
+        "--timeout", type=float, default=6.0, help="seconds each check may take (default 6)"
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output (schema 1)")
+    _add_allow_http(p)
+    _add_name(p)
+    p.set_defaults(func=_run_status)
+
+
+def _run_status(args: argparse.Namespace) -> int:
+    from duoctl import status
+
+    return status.run(
+        status.StatusOptions(
+            name=args.name,
+            deploy_dir=Path(args.deploy_dir),
+            inventory=Path(args.inventory) if args.inventory else None,
+            token_file=Path(args.token_file) if args.token_file else None,
+            ca_file=args.ca_file,
+            gitlab_url=args.gitlab_url,
+            ssh_key=args.ssh_key,
+            timeout=args.timeout,
+            json=args.json,
+            allow_http=args.allow_http,
+        )
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     # No abbreviated options: `--token` must never be taken for `--token-file`.
     parser = argparse.ArgumentParser(prog="duoctl", description=__doc__, allow_abbrev=False)
@@ -323,6 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_deploy(sub)
     _add_destroy(sub)
     _add_verify(sub)
+    _add_upgrade(sub)
     return parser
 
 
