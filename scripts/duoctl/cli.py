@@ -409,6 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_destroy(sub)
     _add_verify(sub)
     _add_upgrade(sub)
+    _add_status(sub)
     return parser
 
 
