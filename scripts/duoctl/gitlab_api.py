@@ -321,27 +321,36 @@ def _graphql_string(value: str) -> str:
 class GitLabClient:
     """Reads and changes GitLab Duo Self-Hosted settings through python-gitlab."""
 
-    def __init__(self, url: str, token: str, ca_file: str | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        ca_file: str | None = None,
+        timeout: float = TIMEOUT_SECONDS,
+        max_retries: int = MAX_RETRIES,
+    ) -> None:
+        """`timeout` and `max_retries`: status asks for an answer within seconds."""
         self.url = url.rstrip("/")
+        self.max_retries = max_retries
         verify: bool | str = ca_file or True
         self._rest = gitlab.Gitlab(
             self.url,
             private_token=token,
             ssl_verify=verify,
-            timeout=TIMEOUT_SECONDS,
+            timeout=timeout,
             retry_transient_errors=True,
             user_agent=USER_AGENT,
         )
         # Our own httpx client, so that a private CA is given as an SSL context.
         http = httpx.Client(
             headers={"Authorization": f"Bearer {token}", "User-Agent": USER_AGENT},
-            timeout=TIMEOUT_SECONDS,
+            timeout=timeout,
             verify=ssl.create_default_context(cafile=ca_file) if ca_file else True,
         )
         self._gql = gitlab.GraphQL(
             self.url,
             client=http,
-            max_retries=MAX_RETRIES,
+            max_retries=max_retries,
             retry_transient_errors=True,
         )
         self.mutations = 0
@@ -380,7 +389,7 @@ class GitLabClient:
             except TransportConnectionFailed as exc:
                 # A request that never reached GitLab is safe to repeat; a read is too.
                 never_sent = isinstance(exc.__cause__, httpx.ConnectError)
-                if (never_sent or not mutation) and attempt < MAX_RETRIES:
+                if (never_sent or not mutation) and attempt < self.max_retries:
                     time.sleep(0.2 * 2**attempt)
                     attempt += 1
                     continue
