@@ -18,7 +18,8 @@ required, 401/403 bodies as GitLab sends them);
 (ee/lib/api/code_suggestions.rb): 400 for a missing `current_file` field, 401 with
 `X-GitLab-Error-Origin: monolith` for a user without a Duo seat or with Code Completion not
 mapped to a self-hosted model, else the gateway's answer in the OpenAI completion shape
-(`choices[0].text` = `completion_text`).
+(`choices[0].text` = `completion_text`); with `forward_to_gateway` on, the request goes to the
+registered AI gateway as GitLab sends it (gateway_client.py) and its answer comes back as is.
 Every request is logged (GraphQL documents with their variables) so tests can count requests
 and mutations and look at what was sent.
 """
@@ -38,6 +39,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 from graphql import GraphQLError, OperationType, execute_sync, parse, validate
 from graphql.error import GraphQLSyntaxError
+
+from tests.doubles.gitlab_api import gateway_client
 
 from .instance import (
     FEATURES,
@@ -80,6 +83,7 @@ class GitLabDouble:
         self.invalid_documents: list[str] = []
         self.fail_next: list[int] = []  # HTTP status codes to answer the next requests with
         self.completion_text = "    if n < 2:\n        return n\n"
+        self.forward_to_gateway = False  # code completions: ask the registered gateway
         self.url = ""
         self._lock = threading.Lock()
 
@@ -467,6 +471,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(405, {"message": "405 Method Not Allowed"})
         elif path == "/api/v4/code_suggestions/completions" and method == "POST":
             status, answer = code_completion(double, body, admin)
+            if status == 200 and double.forward_to_gateway:
+                self._forward_completion(double, body, admin)
+                return
             data = json.dumps(answer).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -477,6 +484,18 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(data)
         else:
             self._send(404, {"message": "404 Not Found"})
+
+    def _forward_completion(self, double: GitLabDouble, body: dict[str, Any], admin: bool) -> None:
+        gl = double.instance
+        model = gl.models[gl.features["code_completions"]["model_id"]]
+        user = gl.users["root" if admin else "alice"]
+        answer = gateway_client.forward(gl.duo["aiGatewayUrl"], double.url, user.id, model, body)
+        self.send_response(answer.status)
+        self.send_header("Content-Type", answer.content_type or "application/json")
+        self.end_headers()  # HTTP/1.0: the body ends when the connection closes
+        for chunk in answer.chunks:
+            self.wfile.write(chunk)
+            self.wfile.flush()
 
     def do_GET(self) -> None:
         self._handle("GET")
