@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .PHONY: help venv test lint lint-python lint-yaml lint-ansible \
-        deploy-aws deploy-gcp destroy-aws destroy-gcp verify status deploy-hosts clean
+        deploy-aws deploy-gcp destroy-aws destroy-gcp verify status deploy-hosts upgrade clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -59,6 +59,10 @@ status: $(STAMP) ## One screen on a deployment (ARGS="--name staging", --json)
 deploy-hosts: $(STAMP) ## Bring-your-own hosts: ansible, configure and verify (INVENTORY=...)
 	@test -n "$(INVENTORY)" || { echo "Set INVENTORY=path/to/inventory.yml (see inventory/hosts.example.yml)"; exit 2; }
 	$(BIN)/duoctl deploy hosts --inventory $(INVENTORY) $(ARGS)
+
+upgrade: $(STAMP) ## Upgrade GitLab through the required stops (VERSION=X.Y.Z; ARGS="--name N --dry-run")
+	@test -n "$(VERSION)" || { echo "Set VERSION=X.Y.Z, the GitLab version to reach (add ARGS=--dry-run to see the plan only)"; exit 2; }
+	$(BIN)/duoctl upgrade --gitlab-version $(VERSION) $(ARGS)
 
 clean: ## Remove the virtualenvs and caches
 	rm -rf $(VENV) .venv-checkov .pytest_cache .mypy_cache .ruff_cache

@@ -333,6 +333,9 @@ def _add_upgrade(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         help="also stop at the conditional stops (large instances, see the plan)",
     )
     p.add_argument("--from", dest="from_step", metavar="STEP", help="restart from this step")
+    p.add_argument("--gitlab-url", help="reach GitLab's API there (default: the inventory's)")
+    p.add_argument("--ca-file", help="CA bundle for a GitLab with a private CA")
+    _add_allow_http(p)
     _add_name(p)
     p.set_defaults(func=_run_upgrade)
 
@@ -348,6 +351,9 @@ def _run_upgrade(args: argparse.Namespace) -> int:
         stops_file=Path(args.upgrade_stops) if args.upgrade_stops else None,
         all_stops=args.all_stops,
         from_step=args.from_step,
+        gitlab_url=args.gitlab_url,
+        ca_file=args.ca_file,
+        allow_http=args.allow_http,
     )
     return upgrade.main(options)
 
