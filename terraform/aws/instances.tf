@@ -1,5 +1,12 @@
 # The three VMs: Ubuntu 24.04, encrypted gp3 root disks, IMDSv2 only.
 
+locals {
+  # The AI gateway runs in a Docker container, one network hop behind the VM: with an
+  # instance role (Bedrock) its IMDSv2 token must survive that hop, so the limit is 2 there.
+  # Everywhere else it stays 1, so no container reaches the metadata service.
+  imds_hop_limit = { for role in local.roles : role => role == "ai_gateway" && local.bedrock_enabled ? 2 : 1 }
+}
+
 data "aws_ami" "ubuntu" {
   most_recent = true
   owners      = ["099720109477"] # Canonical
@@ -24,7 +31,7 @@ resource "aws_key_pair" "admin" {
 
 resource "aws_instance" "vm" {
   #checkov:skip=CKV_AWS_126:Basic five-minute CloudWatch metrics suffice for three VMs; detailed monitoring is billed per instance.
-  #checkov:skip=CKV2_AWS_41:The VMs call no AWS API, so an instance profile would only hand out credentials nobody uses.
+  #checkov:skip=CKV2_AWS_41:Only the AI gateway calls an AWS API (Bedrock, when bedrock_models is set) and gets an instance profile then; GitLab and the model server call none, so a role would only hand out credentials nobody uses.
   for_each = local.vms
 
   ami                    = data.aws_ami.ubuntu.id
@@ -33,6 +40,7 @@ resource "aws_instance" "vm" {
   vpc_security_group_ids = [each.value.sg_id]
   key_name               = aws_key_pair.admin.key_name
   ebs_optimized          = true
+  iam_instance_profile   = each.key == "ai_gateway" && local.bedrock_enabled ? aws_iam_instance_profile.gateway[0].name : null
   # No automatic public IP: the subnets do not map one, and GitLab's public
   # address is its Elastic IP. (Setting associate_public_ip_address = false
   # here would make every plan replace the GitLab VM once the EIP is attached.)
@@ -40,7 +48,7 @@ resource "aws_instance" "vm" {
   metadata_options {
     http_endpoint               = "enabled"
     http_tokens                 = "required"
-    http_put_response_hop_limit = 1
+    http_put_response_hop_limit = local.imds_hop_limit[each.key]
   }
 
   root_block_device {

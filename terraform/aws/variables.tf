@@ -256,3 +256,27 @@ variable "extra_tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "bedrock_models" {
+  description = "Amazon Bedrock models the AI gateway may invoke with the gateway VM's instance role: foundation model IDs (anthropic.claude-3-5-haiku-20241022-v1:0) or system-defined cross-region inference profile IDs (us.anthropic.claude-sonnet-4-20250514-v1:0; prefixes us, us-gov, eu, apac, jp, au, ca, global). Empty: no IAM role, no instance profile, no Bedrock access. Register the models in GitLab as bedrock/<ID>."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition = alltrue([
+      for m in var.bedrock_models : length(m) <= 128 && can(regex("^((us|us-gov|eu|apac|jp|au|ca|global)\\.)?[a-z][a-z0-9-]*\\.[a-z0-9][a-z0-9._-]*(:[0-9]+)?$", m))
+    ])
+    error_message = "Every bedrock_models entry must be a Bedrock model ID such as anthropic.claude-3-5-haiku-20241022-v1:0 or an inference profile ID such as us.anthropic.claude-sonnet-4-20250514-v1:0: no bedrock/ prefix, no ARN, lower case."
+  }
+
+  validation {
+    condition     = length(distinct(var.bedrock_models)) == length(var.bedrock_models)
+    error_message = "bedrock_models lists a model twice."
+  }
+}
+
+variable "bedrock_vpc_endpoint" {
+  description = "Create an interface VPC endpoint for bedrock-runtime in the private subnet (private DNS on, HTTPS from the AI gateway only), so Bedrock traffic stays off the NAT gateway. Used only when bedrock_models is not empty. The endpoint is billed per hour and per GB."
+  type        = bool
+  default     = false
+}

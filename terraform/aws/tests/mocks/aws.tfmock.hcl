@@ -28,5 +28,29 @@ mock_resource "aws_eip" {
 mock_resource "aws_instance" {
   defaults = {
     private_ip = "10.0.2.10"
+    # Computed when not set, as on AWS: a VM without an instance profile has none.
+    iam_instance_profile = ""
+  }
+}
+
+mock_data "aws_caller_identity" {
+  defaults = {
+    account_id = "123456789012"
+  }
+}
+
+mock_data "aws_partition" {
+  defaults = {
+    partition  = "aws"
+    dns_suffix = "amazonaws.com"
+  }
+}
+
+mock_resource "aws_vpc_endpoint" {
+  defaults = {
+    dns_entry = [{
+      dns_name       = "vpce-0123456789abcdef0-abcdefgh.bedrock-runtime.us-east-1.vpce.amazonaws.com"
+      hosted_zone_id = "Z7HUB22UULQXV"
+    }]
   }
 }
