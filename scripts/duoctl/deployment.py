@@ -36,6 +36,10 @@ DEFAULT_PORTS = {"gateway_port": 5052, "gateway_grpc_port": 50052, "ollama_port"
 _HOSTNAME = re.compile(r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$")
 _USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 _INVENTORY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+_AWS_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]$")
+_HTTPS_ORIGIN = re.compile(
+    r"^https://([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}(:[0-9]{1,5})?$"
+)
 
 
 def check_hostname(value: str) -> str:
@@ -70,12 +74,26 @@ def _inventory_name(value: str) -> str:
     return value
 
 
+def _aws_region(value: str) -> str:
+    if not _AWS_REGION.match(value):
+        raise ValueError(f"{value!r} is not an AWS region such as us-east-1")
+    return value
+
+
+def _https_origin(value: str) -> str:
+    if not _HTTPS_ORIGIN.match(value):
+        raise ValueError(f"{value!r} is not an https:// URL of a host (no path)")
+    return value
+
+
 HostName = Annotated[str, AfterValidator(check_hostname)]
 UserName = Annotated[str, AfterValidator(_user)]
 IPv4 = Annotated[str, AfterValidator(_ipv4)]
 Port = Annotated[int, Field(gt=0, lt=65536)]
 InventoryName = Annotated[str, AfterValidator(_inventory_name)]
 SshHost = Annotated[str, AfterValidator(_ssh_host)]
+AwsRegion = Annotated[str, AfterValidator(_aws_region)]
+HttpsOrigin = Annotated[str, AfterValidator(_https_origin)]
 
 
 def check_user(value: str) -> str:
@@ -115,6 +133,23 @@ class Ports(BaseModel):
     ollama_port: Port = DEFAULT_PORTS["ollama_port"]
 
 
+class Bedrock(BaseModel):
+    """Amazon Bedrock as the AI gateway calls it: the region, and the bedrock-runtime VPC
+    endpoint when the deployment has one (else the public regional endpoint is used)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    region: AwsRegion
+    runtime_endpoint: HttpsOrigin | None = None
+
+    def gateway_vars(self) -> dict[str, str]:
+        """The ai_gateway role's variables for the gateway host."""
+        values = {"ai_gateway_aws_region": self.region}
+        if self.runtime_endpoint:
+            values["ai_gateway_bedrock_runtime_endpoint"] = self.runtime_endpoint
+        return values
+
+
 class Deployment(BaseModel):
     """The three hosts, the domain and the ports; every URL is derived from them."""
 
@@ -125,6 +160,7 @@ class Deployment(BaseModel):
     hosts: tuple[Host, Host, Host]  # gitlab, ai_gateway, the model server, in that order
     ports: Ports = Ports()
     zone: str | None = None  # Google Cloud zone of the instances (host keys)
+    bedrock: Bedrock | None = None  # AWS deployments with bedrock_models
 
     def host(self, group: Group) -> Host:
         return next(h for h in self.hosts if h.group == group)
@@ -195,6 +231,8 @@ class Deployment(BaseModel):
                 entry["duo_ssh_jump"] = self.gitlab.name  # set in ssh_config as ProxyJump
             if host.instance:
                 entry["duo_instance"] = host.instance
+            if host.group == "ai_gateway" and self.bedrock is not None:
+                entry.update(self.bedrock.gateway_vars())
             children[host.group] = {"hosts": {host.name: entry}}
         if self.zone:
             all_vars["duo_zone"] = self.zone
@@ -267,10 +305,18 @@ class Deployment(BaseModel):
             raise DuoctlError(f"the Terraform outputs lack {', '.join(missing)}", fix)
         instances = values.get("instances") or {}
         user = values["ssh_user"]
+        # Absent from older states and from Google Cloud; empty without bedrock_models.
+        bedrock = None
+        if values.get("bedrock_region"):
+            bedrock = {
+                "region": values["bedrock_region"],
+                "runtime_endpoint": values.get("bedrock_runtime_endpoint") or None,
+            }
         data = {
             "target": target,
             "domain": values["gitlab_domain"],
             "zone": values.get("zone") or None,
+            "bedrock": bedrock,
             "ports": {k: values[k] for k in DEFAULT_PORTS if values.get(k) not in (None, "")},
             "hosts": [
                 {
@@ -312,6 +358,7 @@ class Deployment(BaseModel):
         all_vars = dict(top.get("vars") or {})
         children = top.get("children") or {}
         hosts = []
+        bedrock = None
         servings = [g for g in SERVINGS if ((children.get(g) or {}).get("hosts"))]
         if len(servings) != 1:
             raise DuoctlError(
@@ -326,6 +373,11 @@ class Deployment(BaseModel):
             name, host_vars = next(iter(entries.items()))
             merged = {**all_vars, **((children.get(group) or {}).get("vars") or {})}
             merged.update(host_vars or {})
+            if group == "ai_gateway" and merged.get("ai_gateway_aws_region"):
+                bedrock = {
+                    "region": merged["ai_gateway_aws_region"],
+                    "runtime_endpoint": merged.get("ai_gateway_bedrock_runtime_endpoint") or None,
+                }
             ssh_host = str(merged.get("ansible_host") or name)
             addresses = (merged.get("public_ip"), merged.get("private_ip"))
             jump = merged.get("duo_ssh_jump") or "ProxyJump" in str(
@@ -355,6 +407,7 @@ class Deployment(BaseModel):
             "hosts": hosts,
             "ports": ports,
             "zone": all_vars.get("duo_zone"),
+            "bedrock": bedrock,
         }
         return validated(data_model, f"bad inventory {path}", fix)
 
@@ -390,6 +443,8 @@ OUTPUT_NAMES = {
     **{f"hosts.{i}.ssh_user": "ssh_user" for i in range(3)},
     **{f"hosts.{i}.instance": "instances" for i in range(3)},
     **{f"ports.{name}": name for name in DEFAULT_PORTS},
+    "bedrock.region": "bedrock_region",
+    "bedrock.runtime_endpoint": "bedrock_runtime_endpoint",
 }
 
 

@@ -248,3 +248,67 @@ def test_the_duo_configuration_of_a_vllm_preset(tmp_path: Path) -> None:
     assert model.endpoint == "http://10.0.3.10:8000/v1" and model.api_key_file == str(key)
     assert set(config.features) <= set(preset.model.features)
     assert set(config.features.values()) == {preset.name}
+
+
+BEDROCK_ENDPOINT = "https://vpce-0abc-defg.bedrock-runtime.us-east-1.vpce.amazonaws.com"
+
+
+def _gateway_vars(d: Deployment) -> dict[str, Any]:
+    hosts: dict[str, Any] = d.inventory(None)["all"]["children"]["ai_gateway"]["hosts"]
+    return dict(hosts["gateway-vm"])
+
+
+def test_bedrock_outputs_become_the_gateway_host_variables(tmp_path: Path) -> None:
+    d = deployment(bedrock_region="us-east-1", bedrock_runtime_endpoint=BEDROCK_ENDPOINT)
+    gateway = _gateway_vars(d)
+    assert gateway["ai_gateway_aws_region"] == "us-east-1"
+    assert gateway["ai_gateway_bedrock_runtime_endpoint"] == BEDROCK_ENDPOINT
+    children = d.inventory(None)["all"]["children"]
+    for group in ("gitlab", "ollama"):
+        host = next(iter(children[group]["hosts"].values()))
+        assert not any(key.startswith("ai_gateway_") for key in host), group
+    assert not any(key.startswith("ai_gateway_") for key in d.inventory(None)["all"]["vars"])
+    # Read back from the inventory it wrote.
+    path = tmp_path / "inventory.yml"
+    path.write_text(d.inventory_text(None), encoding="utf-8")
+    assert Deployment.from_inventory(path).inventory(None) == d.inventory(None)
+
+
+def test_bedrock_without_an_endpoint_names_the_region_only() -> None:
+    gateway = _gateway_vars(deployment(bedrock_region="eu-central-1", bedrock_runtime_endpoint=""))
+    assert gateway["ai_gateway_aws_region"] == "eu-central-1"
+    assert "ai_gateway_bedrock_runtime_endpoint" not in gateway
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},  # older states and Google Cloud: no such outputs
+        {"bedrock_region": "", "bedrock_runtime_endpoint": ""},  # bedrock_models empty
+        {"bedrock_region": {"value": "", "type": "string"}},
+    ],
+)
+def test_no_bedrock_no_gateway_variables(changes: dict[str, Any]) -> None:
+    d = deployment(**changes)
+    assert d.bedrock is None
+    assert d.inventory(SSH_CONFIG) == CONTRACT
+
+
+@pytest.mark.parametrize(
+    ("changes", "name"),
+    [
+        ({"bedrock_region": "us-east-1\nAWS_SECRET_ACCESS_KEY=x"}, "bedrock_region"),
+        (
+            {"bedrock_region": "us-east-1", "bedrock_runtime_endpoint": "http://x.example.com"},
+            "bedrock_runtime_endpoint",
+        ),
+        (
+            {"bedrock_region": "us-east-1", "bedrock_runtime_endpoint": "https://x.example.com/\n"},
+            "bedrock_runtime_endpoint",
+        ),
+    ],
+)
+def test_bad_bedrock_outputs_are_refused_and_named(changes: dict[str, Any], name: str) -> None:
+    with pytest.raises(DuoctlError) as err:
+        deployment(**changes)
+    assert f"{name}:" in str(err.value)
