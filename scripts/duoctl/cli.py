@@ -105,6 +105,12 @@ def _add_deploy_inputs(p: argparse.ArgumentParser) -> None:
         "--model-port", type=int, help="model server port (default: Ollama 11434, vLLM 8000)"
     )
     p.add_argument(
+        "--duo-models",
+        metavar="FILE",
+        help="YAML file of models on Amazon Bedrock (aws) or Azure OpenAI, and which GitLab "
+        "feature uses which model (kept in the deployment's settings; README: several models)",
+    )
+    p.add_argument(
         "--state-backend",
         choices=["local", "s3", "gcs"],
         help="where Terraform keeps the state: local (the deployment folder, default), "

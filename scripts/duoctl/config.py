@@ -89,6 +89,7 @@ PROVIDERS = (API, BEDROCK, VERTEX_AI)
 # Identifier platforms that fix the provider; others (azure, none) default to API.
 PREFIX_PROVIDER = {"custom_openai": API, "bedrock": BEDROCK, "vertex_ai": VERTEX_AI}
 GATEWAY_TIMEOUT_RANGE = (60, 600)
+_AWS_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]$")
 _HOST_PORT = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$")
 _USERNAME = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_.-]*$")
 # The environment variable that may hold a subscription activation code.
@@ -240,6 +241,11 @@ def provider_for(identifier: str | None) -> str:
     return PREFIX_PROVIDER.get(prefix, API)
 
 
+def bedrock_endpoint(region: str) -> str:
+    """Amazon Bedrock's runtime endpoint in `region`."""
+    return f"https://bedrock-runtime.{region}.amazonaws.com"
+
+
 class ModelSection(_Strict):
     name: Annotated[str, Field(min_length=1, max_length=255)]
     family: str
@@ -250,6 +256,9 @@ class ModelSection(_Strict):
     provider: str | None = None
     api_key_env: str | None = None
     api_key_file: str | None = None
+    # A Bedrock model's AWS region. GitLab before 19.x needs an endpoint for every model: there
+    # the model is registered with this region's Bedrock runtime URL (bedrock_endpoint).
+    region: str | None = None
 
     @field_validator("family")
     @classmethod
@@ -322,7 +331,19 @@ class ModelSection(_Strict):
             )
         if self.api_key_env and self.api_key_file:
             raise ValueError("set only one of api_key_env and api_key_file")
+        if self.region is not None:
+            if self.provider != BEDROCK:
+                raise ValueError("region is only for bedrock models (their runtime's region)")
+            if not _AWS_REGION.match(self.region):
+                raise ValueError(f"region {self.region!r} is not an AWS region such as us-east-1")
         return self
+
+    def endpoint_for(self, endpoint_required: bool) -> str | None:
+        """The endpoint to register: the file's, else, where GitLab requires one (before
+        19.x), a Bedrock model's regional runtime URL."""
+        if self.endpoint is None and endpoint_required and self.region:
+            return bedrock_endpoint(self.region)
+        return self.endpoint
 
     def provider_value(self) -> str:
         """The AiSelfHostedModelProvider value: the file's, else the identifier's."""

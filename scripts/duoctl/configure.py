@@ -243,6 +243,17 @@ def _reread(client: GitLabClient) -> tuple[dict[str, Any], Capabilities]:
     return settings, caps
 
 
+def for_instance(cfg: DuoConfig, caps: Capabilities) -> DuoConfig:
+    """The configuration as this GitLab takes it: a Bedrock model given a region (and no
+    endpoint) gets that region's runtime URL where every model needs an endpoint (before
+    19.x); from 19.x it is registered with provider bedrock and no endpoint."""
+    models = [
+        m.model_copy(update={"endpoint": m.endpoint_for(caps.endpoint_required)})
+        for m in cfg.models
+    ]
+    return cfg.model_copy(update={"models": models})
+
+
 def run(options: ConfigureOptions) -> int:
     """`duoctl configure`: exit 0 when GitLab matches (or would), 1 on failure, 2 bad input."""
     try:
@@ -265,6 +276,7 @@ def run(options: ConfigureOptions) -> int:
     try:
         settings = client.application_settings()
         caps = client.probe()
+        cfg = for_instance(cfg, caps)
         activation = plan_activation(caps, code)
         if activation is not None:
             early = activation_problems(cfg, caps)
@@ -278,6 +290,7 @@ def run(options: ConfigureOptions) -> int:
             apply_activation(client, activation)
             activated = True
             settings, caps = _reread(client)
+            cfg = for_instance(cfg, caps)
         state = client.state(caps, settings, cfg.seats)
         plan = make_plan(cfg, caps, state)
         if plan.problems:

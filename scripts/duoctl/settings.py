@@ -17,11 +17,20 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-from duoctl import serving
+from duoctl import duo_config, serving
 from duoctl.config import ActivationCodeError, read_activation_code_file
 from duoctl.deployment import DEFAULT_PORTS, Ports, check_hostname
+from duoctl.duo_config import DuoModels
 from duoctl.errors import DuoctlError
 from duoctl.serving import Preset
 from duoctl.terraform_workdir import StateBackend
@@ -58,6 +67,7 @@ OPTIONS = {
     "model_port": "--model-port",
     "serving": "--serving",
     "model_preset": "--model-preset",
+    "duo_models": "--duo-models",
     "state_backend": "--state-backend",
     "state_bucket": "--state-bucket",
     "state_key": "--state-key",
@@ -140,6 +150,9 @@ class DeploySettings(BaseModel):
     # GitLab-supported model on a GPU it fits; duoctl.serving).
     serving: Literal["ollama", "vllm"] = "ollama"
     model_preset: str | None = None
+    # Models on cloud platforms (Bedrock on AWS, Azure OpenAI) and the feature mapping, from the
+    # `--duo-models` file (duoctl.duo_config.DuoModels); kept here, so a re-run reuses them.
+    duo_models: DuoModels | None = None
     # Where Terraform keeps the state: local (the deployment folder), s3 or gcs (for teams).
     state_backend: Literal["local", "s3", "gcs"] = "local"
     state_bucket: str | None = None
@@ -184,6 +197,26 @@ class DeploySettings(BaseModel):
     def _machine_type(cls, v: str | None) -> str | None:
         if v is not None and not MACHINE_TYPE.match(v):
             raise ValueError(f"{v!r} is not an instance or machine type such as g5.xlarge")
+        return v
+
+    @field_validator("duo_models", mode="before")
+    @classmethod
+    def _duo_models_file(cls, v: Any) -> Any:
+        """`--duo-models FILE` gives a path: its content is what is kept."""
+        if isinstance(v, str | Path):
+            return duo_config.load_duo_models(v)
+        return v
+
+    @field_validator("duo_models")
+    @classmethod
+    def _duo_models(cls, v: DuoModels | None, info: ValidationInfo) -> DuoModels | None:
+        known = info.data
+        if v is None or not {"cloud", "region", "serving"} <= set(known):
+            return v
+        served, features = served_model_of(known["serving"], known.get("model_preset"))
+        problems = v.problems(known["cloud"], known["region"], served, features)
+        if problems:
+            raise ValueError("; ".join(problems))
         return v
 
     @model_validator(mode="after")
@@ -257,6 +290,20 @@ class DeploySettings(BaseModel):
                 )
         if self.activation_code_file:
             check_activation_code_file(self.activation_code_file)
+        if self.duo_models is not None:
+            problems = duo_config.check_api_key_files(self.duo_models)
+            if problems:
+                raise SettingsError(
+                    f"--duo-models: {'; '.join(problems)}",
+                    "write the Azure OpenAI resource's API key to that file (chmod 600), or "
+                    "fix api_key_file in the --duo-models file and pass it again",
+                )
+
+    def bedrock_model_ids(self) -> list[str]:
+        """The Bedrock model and inference profile IDs the AI gateway may invoke."""
+        if self.duo_models is None:
+            return []
+        return [m.model_id for m in self.duo_models.bedrock_models]
 
     def activation_code_path(self) -> str | None:
         """The activation code file as an absolute path, checked; None when not set.
@@ -288,6 +335,18 @@ class DeploySettings(BaseModel):
     def fingerprint(self) -> dict[str, Any]:
         """The inputs whose change makes recorded deploy steps stale."""
         return self.model_dump(mode="json")
+
+
+def served_model_of(
+    serving_kind: str, model_preset: str | None
+) -> tuple[str, tuple[str, ...] | None]:
+    """The served model's name in GitLab, and the features GitLab lists its model for (a vLLM
+    preset's; None when not known)."""
+    if serving_kind != "vllm":
+        return duo_config.MODEL_NAME, None
+    name = model_preset or serving.DEFAULT_PRESET
+    preset = serving.PRESETS.get(name)
+    return name, (tuple(preset.model.features) if preset else None)
 
 
 def check_activation_code_file(path: str) -> None:
@@ -435,10 +494,18 @@ def resolve(
 
 
 def _option(location: tuple[int | str, ...]) -> str:
-    name = ".".join(str(p) for p in location)
-    if not name:
+    """The option of a setting; a key inside one (the --duo-models file's) after it."""
+    if not location:
         return "settings"
-    return OPTIONS.get(name, f"--{name.replace('_', '-')}")
+    head, rest = str(location[0]), location[1:]
+    option = OPTIONS.get(head, f"--{head.replace('_', '-')}")
+    inner = ""
+    for part in rest:
+        if isinstance(part, int):
+            inner += f"[{part}]"
+        elif part not in ("bedrock", "azure"):  # the union's branch, named by `platform`
+            inner += f".{part}" if inner else part
+    return f"{option}: {inner}" if inner else option
 
 
 def detect_public_ip(timeout: float = 5.0) -> str:

@@ -51,6 +51,7 @@ SETTINGS_KEYS = (
     "model_port",
     "serving",
     "model_preset",
+    "duo_models",
     "state_backend",
     "state_bucket",
     "state_key",
