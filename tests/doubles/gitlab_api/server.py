@@ -13,7 +13,8 @@ by version: see schema.py), so a document GitLab would reject fails here too and
 recorded in `invalid_documents` (on 19.x, a self-hosted model mutation without its required
 `provider` input is refused by variable coercion, as GitLab refuses it); the REST endpoints
 `/api/v4/version` and `/api/v4/application/settings` answer like GitLab (admin token
-required, 401/403 bodies as GitLab sends them);
+required, 401/403 bodies as GitLab sends them), as does
+`/api/v4/admin/batched_background_migrations` (see batched_background_migrations);
 `POST /api/v4/code_suggestions/completions` answers like GitLab's Code Suggestions API
 (ee/lib/api/code_suggestions.rb): 400 for a missing `current_file` field, 401 with
 `X-GitLab-Error-Origin: monolith` for a user without a Duo seat or with Code Completion not
@@ -85,6 +86,9 @@ class GitLabDouble:
         self.completion_text = "    if n < 2:\n        return n\n"
         self.forward_to_gateway = False  # code completions: ask the registered gateway
         self.url = ""
+        # Batched background migrations per database (see batched_background_migrations).
+        self.migrations: dict[str, list[dict[str, Any]]] = {"main": [], "ci": []}
+        self.migrations_finish_after: int | None = None
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------ counters
@@ -379,6 +383,51 @@ def _model_input(data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def batched_background_migrations(
+    double: GitLabDouble, raw_path: str, admin: bool
+) -> tuple[int, Any]:
+    """GET /api/v4/admin/batched_background_migrations (doc/api/admin/
+    batched_background_migrations.md): administrators only; `database` (default `main`) must
+    be one of the instance's databases; the last 20 of that database, newest first, each with
+    id, job_class_name, table_name, column_name, status (paused, active, finished, failed,
+    finalizing, finalized), progress, created_at and estimated_time_remaining. Each listing
+    counts down `migrations_finish_after`; at zero the active ones finish (progress 100)."""
+    if not admin:
+        return 403, {"message": "403 Forbidden"}
+    query = dict(parse_qsl(urlsplit(raw_path).query))
+    database = query.get("database", "main")
+    if database not in double.migrations:
+        return 400, {"error": "database does not have a valid value"}
+    with double._lock:
+        if double.migrations_finish_after is not None:
+            double.migrations_finish_after -= 1
+            if double.migrations_finish_after <= 0:
+                double.migrations_finish_after = None
+                for items in double.migrations.values():
+                    for item in items:
+                        if item["status"] == "active":
+                            item.update(status="finished", progress=100.0)
+                            item["estimated_time_remaining"] = None
+        listed = sorted(double.migrations[database], key=lambda m: m["created_at"], reverse=True)
+    return 200, listed[:20]
+
+
+def migration(
+    id: int, status: str, job: str = "BackfillExample", progress: float = 50.0
+) -> dict[str, Any]:
+    """A batched background migration as GitLab's API shows it."""
+    return {
+        "id": id,
+        "job_class_name": job,
+        "table_name": "events",
+        "column_name": "id",
+        "status": status,
+        "progress": progress,
+        "created_at": f"2026-01-{id:02d}T10:00:00.000Z",
+        "estimated_time_remaining": "1 minute" if status == "active" else None,
+    }
+
+
 def code_completion(double: GitLabDouble, body: dict[str, Any], admin: bool) -> tuple[int, Any]:
     """POST /api/v4/code_suggestions/completions as GitLab answers it (see the header)."""
     current = body.get("current_file")
@@ -455,6 +504,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, double.graphql(body, admin))
         elif path == "/api/v4/version" and method == "GET":
             self._send(200, {"version": double.instance.version, "revision": "0123abcd"})
+        elif path == "/api/v4/admin/batched_background_migrations" and method == "GET":
+            self._send(*batched_background_migrations(double, self.path, admin))
         elif path == "/api/v4/application/settings":
             if not admin:
                 self._send(403, {"message": "403 Forbidden"})

@@ -1,0 +1,323 @@
+"""`duoctl upgrade` against the GitLab API double: the running version read with the
+deployment's token, the plan printed, --dry-run changing nothing, refusals as exit 2; the
+hop steps (migrations, the role runs with the hop's version) and the pipeline's record."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from duoctl import cli
+from duoctl.deployment import Deployment
+from duoctl.folder import DeploymentFolder
+from duoctl.pipeline import Context, Progress, StepFailed
+from duoctl.upgrade import UpgradeOptions
+from duoctl.upgrade import main as upgrade_main
+from duoctl.upgrade.planner import Hop, Version
+from duoctl.upgrade.steps import (
+    AdHoc,
+    ApiAccess,
+    BackupStep,
+    GatewayStep,
+    GitLabStep,
+    MigrationsStep,
+    newest_patch,
+)
+
+from tests.doubles.gitlab_api import ADMIN_TOKEN, USER_TOKEN, GitLabDouble, gitlab_double
+from tests.doubles.gitlab_api.server import migration
+
+REPO = Path(__file__).resolve().parents[2]
+OUTPUTS = {
+    "gitlab_public_ip": "203.0.113.10",
+    "gitlab_private_ip": "10.0.1.10",
+    "gateway_private_ip": "10.0.2.10",
+    "ollama_private_ip": "10.0.2.11",
+    "gitlab_domain": "gitlab.example.com",
+    "ssh_user": "ubuntu",
+    "gateway_port": 15052,
+    "ollama_port": 21434,
+}
+
+
+@pytest.fixture
+def double(tmp_path: Path) -> Iterator[GitLabDouble]:
+    (tmp_path / "tls").mkdir()
+    with gitlab_double("18.9.0-ee", tls_dir=tmp_path / "tls") as running:
+        yield running
+
+
+def make_deployment(tmp_path: Path, name: str = "lab") -> DeploymentFolder:
+    folder = DeploymentFolder.of(tmp_path / ".deploy", name, REPO)
+    folder.create()
+    folder.admin_token_file.write_text(ADMIN_TOKEN + "\n")
+    if (tmp_path / "tls" / "ca.crt").is_file():
+        (tmp_path / "tls" / "ca.crt").replace(folder.ca_file)  # the gitlab role's private CA
+    deployment = Deployment.from_outputs(OUTPUTS, "aws")
+    folder.inventory.write_text(deployment.inventory_text(None))
+    return folder
+
+
+def run_cli(
+    tmp_path: Path, double: GitLabDouble, *args: str, capsys: pytest.CaptureFixture[str]
+) -> tuple[int, str, str]:
+    argv = ["upgrade", *args, "--deploy-dir", str(tmp_path / ".deploy"), "--gitlab-url"]
+    code = cli.main([*argv, double.url])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_dry_run_prints_the_plan_and_changes_nothing(
+    tmp_path: Path, double: GitLabDouble, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = make_deployment(tmp_path)
+    code, out, err = run_cli(
+        tmp_path, double, "--gitlab-version", "19.4.1", "--dry-run", capsys=capsys
+    )
+    assert (code, err) == (0, "")
+    assert "lab: GitLab 18.9.0 is running" in out
+    assert "Upgrade plan: GitLab 18.9.0 -> 19.4.1, 3 hop(s)" in out
+    lines = [line.strip() for line in out.splitlines()]
+    hops = [line for line in lines if line[:2] in ("1.", "2.", "3.")]
+    assert hops[0].startswith("1. GitLab 18.11.x") and "self-hosted-v18.11.*-ee" in hops[0]
+    assert hops[1].startswith("2. GitLab 19.2.x") and "rule" in hops[1]
+    assert hops[2].startswith("3. GitLab 19.4.1") and "self-hosted-v19.4.*-ee" in hops[2]
+    assert "Dry run: nothing was changed." in out
+    assert double.writes == 0
+    assert [e.path for e in double.log] == ["/api/v4/version"]
+    assert not (folder.root / "upgrade-state.json").exists()
+    assert ADMIN_TOKEN not in out
+
+
+def test_the_only_deployment_needs_no_name(
+    tmp_path: Path, double: GitLabDouble, capsys: pytest.CaptureFixture[str]
+) -> None:
+    make_deployment(tmp_path)
+    code, out, _ = run_cli(
+        tmp_path, double, "--gitlab-version", "18.10.0", "--dry-run", capsys=capsys
+    )
+    assert code == 0
+    assert "1. GitLab 18.10.0" in out
+
+
+def test_several_deployments_need_a_name(
+    tmp_path: Path, double: GitLabDouble, capsys: pytest.CaptureFixture[str]
+) -> None:
+    make_deployment(tmp_path, "lab")
+    (tmp_path / "tls" / "ca.crt").write_text("")  # the second folder gets a CA file too
+    make_deployment(tmp_path, "prod")
+    code, _, err = run_cli(tmp_path, double, "--gitlab-version", "19.0.0", capsys=capsys)
+    assert code == 2
+    assert "several deployments" in err and "lab, prod" in err and "fix: " in err
+
+
+def test_already_current_is_no_error(
+    tmp_path: Path, double: GitLabDouble, capsys: pytest.CaptureFixture[str]
+) -> None:
+    make_deployment(tmp_path)
+    code, out, err = run_cli(tmp_path, double, "--gitlab-version", "18.9.0", capsys=capsys)
+    assert (code, err) == (0, "")
+    assert "GitLab is already at 18.9.0: nothing to upgrade" in out
+    assert double.writes == 0
+
+
+@pytest.mark.parametrize(
+    ("version", "problem"),
+    [
+        ("18.8.7", "older than the running 18.9.0: GitLab cannot be downgraded"),
+        ("18.9", "--gitlab-version '18.9' is not a GitLab release version"),
+        ("21.0.0", "past what the upgrade stops cover"),
+    ],
+)
+def test_refusals_exit_2_with_the_fix(
+    tmp_path: Path,
+    double: GitLabDouble,
+    capsys: pytest.CaptureFixture[str],
+    version: str,
+    problem: str,
+) -> None:
+    make_deployment(tmp_path)
+    code, out, err = run_cli(tmp_path, double, "--gitlab-version", version, capsys=capsys)
+    assert code == 2
+    assert problem in err and "\nfix: " in err
+    assert "Traceback" not in err + out
+
+
+def test_a_token_without_admin_rights_still_reads_the_version_but_no_migrations(
+    tmp_path: Path, double: GitLabDouble
+) -> None:
+    folder = make_deployment(tmp_path)
+    folder.admin_token_file.write_text(USER_TOKEN)
+    api = ApiAccess(double.url, folder.admin_token_file, str(folder.ca_file))
+    ctx = Context("aws", folder, Progress(folder.log_file, open(os.devnull, "w")))  # noqa: SIM115
+    with pytest.raises(StepFailed, match="cannot list the batched background migrations"):
+        MigrationsStep("m", api).run(ctx)
+
+
+def test_missing_token_is_bad_input(
+    tmp_path: Path, double: GitLabDouble, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = make_deployment(tmp_path)
+    folder.admin_token_file.unlink()
+    code, _, err = run_cli(tmp_path, double, "--gitlab-version", "19.0.0", capsys=capsys)
+    assert code == 2
+    assert "gitlab_admin_token is missing" in err
+
+
+def test_plain_http_is_refused_without_allow_http(tmp_path: Path) -> None:
+    make_deployment(tmp_path)
+    options = UpgradeOptions(
+        "19.0.0", "lab", tmp_path / ".deploy", dry_run=True, gitlab_url="http://127.0.0.1:9"
+    )
+    assert upgrade_main(options, out=lambda _: None) == 2
+
+
+# ------------------------------------------------------------------ the hop steps
+
+
+def context(folder: DeploymentFolder) -> Context:
+    return Context("aws", folder, Progress(folder.log_file, open(os.devnull, "w")))  # noqa: SIM115
+
+
+def test_migrations_step_waits_until_finished(tmp_path: Path, double: GitLabDouble) -> None:
+    folder = make_deployment(tmp_path)
+    double.migrations["main"] = [migration(1, "finalized", progress=100), migration(2, "active")]
+    double.migrations_finish_after = 3
+    naps: list[float] = []
+    api = ApiAccess(double.url, folder.admin_token_file, str(folder.ca_file))
+    MigrationsStep("m", api, poll=7, sleep=naps.append).run(context(folder))
+    assert naps == [7, 7]
+    listed = [e for e in double.log if e.path.endswith("batched_background_migrations")]
+    assert len(listed) == 3
+    log = folder.log_file.read_text()
+    assert "1 batched background migration(s) running: BackfillExample on events (active, 50%)" in (
+        log
+    )
+    assert "all finished" in log
+
+
+def test_migrations_step_stops_on_a_failed_migration(tmp_path: Path, double: GitLabDouble) -> None:
+    folder = make_deployment(tmp_path)
+    double.migrations["main"] = [migration(3, "failed", job="BackfillBroken")]
+    api = ApiAccess(double.url, folder.admin_token_file, str(folder.ca_file))
+    with pytest.raises(StepFailed, match=r"failed: BackfillBroken on events \(failed, 50%\)"):
+        MigrationsStep("m", api, sleep=lambda _: None).run(context(folder))
+
+
+def test_migrations_step_gives_up_after_its_timeout(tmp_path: Path, double: GitLabDouble) -> None:
+    folder = make_deployment(tmp_path)
+    double.migrations["main"] = [migration(4, "paused")]
+    api = ApiAccess(double.url, folder.admin_token_file, str(folder.ca_file))
+    with pytest.raises(StepFailed, match="still running after 0s.*resumes here"):
+        MigrationsStep("m", api, timeout=0, sleep=lambda _: None).run(context(folder))
+
+
+MADISON = """\
+ gitlab-ee | 18.11.3-ee.0 | https://packages.gitlab.com/gitlab/gitlab-ee/ubuntu noble/main amd64
+ gitlab-ee | 18.11.1-ee.0 | https://packages.gitlab.com/gitlab/gitlab-ee/ubuntu noble/main amd64
+ gitlab-ee | 18.10.9-ee.0 | https://packages.gitlab.com/gitlab/gitlab-ee/ubuntu noble/main amd64
+ gitlab-ee | 19.0.0-ee.0 | https://packages.gitlab.com/gitlab/gitlab-ee/ubuntu noble/main amd64
+"""
+
+
+def test_newest_patch_of_a_minor() -> None:
+    lines = MADISON.splitlines()
+    assert newest_patch(lines, 18, 11) == Version(18, 11, 3)
+    assert newest_patch(lines, 18, 2) is None
+
+
+def fake_tool(tmp_path: Path, name: str, record: Path, output: str = "") -> str:
+    """A stand-in for ansible / ansible-playbook: records its arguments, prints `output`."""
+    tool = tmp_path / name
+    tool.write_text(
+        "#!/usr/bin/env python3\n"
+        "import json, sys\n"
+        f"with open({str(record)!r}, 'a') as f:\n"
+        "    f.write(json.dumps(sys.argv[1:]) + '\\n')\n"
+        f"print({output!r})\n"
+    )
+    tool.chmod(tool.stat().st_mode | stat.S_IXUSR)
+    return str(tool)
+
+
+def test_a_hop_backs_up_then_runs_the_roles_at_the_resolved_version(
+    tmp_path: Path, double: GitLabDouble, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = make_deployment(tmp_path)
+    record = tmp_path / "calls.jsonl"
+    adhoc = AdHoc(executable=fake_tool(tmp_path, "ansible", record, MADISON))
+    playbook = fake_tool(tmp_path, "ansible-playbook", record)
+    monkeypatch.setattr("duoctl.deploy.playbooks.tool_path", lambda _: playbook)
+    ctx = context(folder)
+    hop = Hop(Version(18, 11, 0), latest_patch=True)
+    BackupStep("b", adhoc).run(ctx)
+    GitLabStep("g", 1, hop, {"gitlab_tls_mode": "selfsigned"}, None, adhoc).run(ctx)
+    GatewayStep("a", 1, hop).run(ctx)
+    calls = [json.loads(line) for line in record.read_text().splitlines()]
+    assert [c[c.index("-a") + 1] for c in calls if "-a" in c] == [
+        "gitlab-backup create STRATEGY=copy",
+        "gitlab-ctl backup-etc",
+        "apt-get update -qq >/dev/null 2>&1; apt-cache madison gitlab-ee",
+    ]
+    assert all(c[:2] == ["gitlab", "--become"] for c in calls[:3])
+    gitlab_run, gateway_run = calls[3], calls[4]
+    assert gitlab_run[0].endswith("ansible/playbooks/gitlab.yml")
+    extra = json.loads(gitlab_run[gitlab_run.index("-e") + 1])
+    assert extra["duo_gitlab_version"] == "18.11.3"
+    assert extra["gitlab_tls_mode"] == "selfsigned"  # the deploy's own vars, unchanged
+    assert gateway_run[0].endswith("ansible/playbooks/ai_gateway.yml")
+    assert json.loads(gateway_run[gateway_run.index("-e") + 1])["duo_gitlab_version"] == "18.11.3"
+    assert ctx.data["upgrade_resolved"] == {"1": "18.11.3"}
+
+
+def test_a_newest_patch_hop_the_repository_lacks_fails_with_the_fix(tmp_path: Path) -> None:
+    folder = make_deployment(tmp_path)
+    adhoc = AdHoc(executable=fake_tool(tmp_path, "ansible", tmp_path / "r", MADISON))
+    step = GitLabStep("g", 1, Hop(Version(19, 2, 0), latest_patch=True), {}, None, adhoc)
+    with pytest.raises(StepFailed, match=r"offers no gitlab-ee 19\.2\.x.*--upgrade-stops"):
+        step.run(context(folder))
+
+
+def test_the_real_run_is_a_resumable_pipeline(
+    tmp_path: Path, double: GitLabDouble, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = make_deployment(tmp_path)
+    ran: list[str] = []
+    fail = {"hop2-19.0.0-gitlab"}
+
+    class Fake:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def run(self, ctx: Context) -> None:
+            if self.name in fail:
+                raise StepFailed("the package did not install")
+            ran.append(self.name)
+
+    def steps_for(hops: list[Hop], api: ApiAccess) -> list[Fake]:
+        assert api.url == double.url
+        return [
+            Fake(f"hop{i}-{h.label}-{w}") for i, h in enumerate(hops, 1) for w in ("a", "gitlab")
+        ]
+
+    options = UpgradeOptions("19.0.0", "lab", tmp_path / ".deploy", gitlab_url=double.url)
+    out: list[str] = []
+    assert upgrade_main(options, out.append, steps_for=steps_for) == 1  # type: ignore[arg-type]
+    assert ran == ["hop1-18.11.x-a", "hop1-18.11.x-gitlab", "hop2-19.0.0-a"]
+    state = json.loads((folder.root / "upgrade-state.json").read_text())
+    assert state["inputs"]["target"] == "19.0.0"
+    assert state["steps"]["hop2-19.0.0-gitlab"]["status"] == "failed"
+    assert not folder.state_file.exists()  # the deploy's own record is left alone
+    # GitLab reached 18.11 meanwhile: the re-run resumes the recorded plan where it stopped.
+    double.instance.version = "18.11.3-ee"
+    fail.clear()
+    ran.clear()
+    out.clear()
+    assert upgrade_main(options, out.append, steps_for=steps_for) == 0  # type: ignore[arg-type]
+    assert ran == ["hop2-19.0.0-gitlab"]
+    assert any("Resuming the recorded upgrade to 19.0.0" in line for line in out)
+    assert "Upgrade complete: GitLab 19.0.0 (lab)." in folder.log_file.read_text()
