@@ -14,12 +14,16 @@ locals {
     gateway_ssh = { role = "ai_gateway", ports = [22], source_ranges = null, source_role = "gitlab", description = "SSH through the GitLab VM (jump host)" }
     ollama_api  = { role = "ollama", ports = [local.model_port], source_ranges = null, source_role = "ai_gateway", description = "Ollama API from the AI gateway" }
     ollama_ssh  = { role = "ollama", ports = [22], source_ranges = null, source_role = "gitlab", description = "SSH through the GitLab VM (jump host)" }
+    # GitLab's bundled Prometheus scrapes the private VMs.
+    gateway_metrics = { role = "ai_gateway", ports = [var.metrics_ports.node_exporter, var.metrics_ports.gateway], source_ranges = null, source_role = "gitlab", description = "Node exporter and AI gateway metrics, scraped by GitLab's Prometheus" }
+    ollama_metrics  = { role = "ollama", ports = [var.metrics_ports.node_exporter, local.model_port], source_ranges = null, source_role = "gitlab", description = "Node exporter and the model server (metrics or probe), scraped by GitLab's Prometheus" }
   }
 
   # Egress rules cannot name a destination tag, so the matrix hops go to the subnet.
   egress_rules = {
     internet          = { roles = local.roles, ports = var.egress_ports, destination_ranges = [local.anywhere], description = "Packages, container images, models and certificates" }
     gitlab_to_private = { roles = ["gitlab"], ports = [22, var.gateway_port, var.gateway_grpc_port], destination_ranges = [var.subnet_cidr], description = "GitLab to the AI gateway, and SSH jumps" }
+    gitlab_scrapes    = { roles = ["gitlab"], ports = distinct([var.metrics_ports.node_exporter, var.metrics_ports.gateway, local.model_port]), destination_ranges = [var.subnet_cidr], description = "GitLab's Prometheus to the private VMs' metrics" }
     gateway_to_ollama = { roles = ["ai_gateway"], ports = [local.model_port], destination_ranges = [var.subnet_cidr], description = "AI gateway to Ollama" }
   }
 }

@@ -49,6 +49,18 @@ resource "google_compute_instance" "vm" {
     }
   }
 
+  # Only the GitLab VM has a service account: it writes the backups (backup.tf).
+  dynamic "service_account" {
+    for_each = each.key == "gitlab" ? [google_service_account.gitlab.email] : []
+    content {
+      email  = service_account.value
+      scopes = ["cloud-platform"]
+    }
+  }
+
+  # The GPU VM's office hours (schedule.tf), when set.
+  resource_policies = each.value.gpu && local.gpu_scheduled ? [google_compute_resource_policy.gpu_schedule[0].id] : null
+
   scheduling {
     # VMs with a GPU cannot live-migrate: they must stop for host maintenance.
     on_host_maintenance = each.value.gpu ? "TERMINATE" : "MIGRATE"

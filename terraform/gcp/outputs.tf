@@ -74,3 +74,18 @@ output "zone" {
   description = "Zone of the three VMs."
   value       = var.zone
 }
+
+output "backup_bucket" {
+  description = "Bucket GitLab uploads its backups to (only the GitLab VM's service account may write to it)."
+  value       = google_storage_bucket.backups.name
+}
+
+output "gitlab_service_account" {
+  description = "Service account of the GitLab VM (no key exists)."
+  value       = google_service_account.gitlab.email
+}
+
+output "gpu_schedule" {
+  description = "Office hours of the GPU VM, or null when it runs all the time."
+  value       = var.gpu_schedule
+}

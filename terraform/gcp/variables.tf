@@ -283,3 +283,62 @@ variable "extra_labels" {
   type        = map(string)
   default     = {}
 }
+
+variable "backup_retention_days" {
+  description = "Days GitLab's backups are kept in the backup bucket before the lifecycle rule deletes them."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.backup_retention_days >= 1 && var.backup_retention_days <= 3650 && floor(var.backup_retention_days) == var.backup_retention_days
+    error_message = "backup_retention_days must be a whole number of days from 1 to 3650."
+  }
+}
+
+variable "backup_kms_key" {
+  description = "Self link of a Cloud KMS key for the backup bucket (customer-managed encryption); null keeps Google-managed encryption (objects are encrypted either way)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.backup_kms_key == null || can(regex("^projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+$", coalesce(var.backup_kms_key, "projects/p/locations/l/keyRings/r/cryptoKeys/k")))
+    error_message = "backup_kms_key must be a key path projects/P/locations/L/keyRings/R/cryptoKeys/K, or null."
+  }
+}
+
+variable "gpu_schedule" {
+  description = "Office hours of the GPU VM: cron expressions (minute hour day-of-month month day-of-week) for start and stop, and an IANA time zone, for example { start = \"0 8 * * 1-5\", stop = \"0 19 * * 1-5\", time_zone = \"Europe/Berlin\" }. null: the VM runs all the time."
+  type = object({
+    start     = string
+    stop      = string
+    time_zone = string
+  })
+  default = null
+
+  validation {
+    condition     = var.gpu_schedule == null || alltrue([for c in [try(var.gpu_schedule.start, ""), try(var.gpu_schedule.stop, "")] : length(split(" ", trimspace(c))) == 5])
+    error_message = "gpu_schedule.start and gpu_schedule.stop must be cron expressions with five fields, for example \"0 8 * * 1-5\"."
+  }
+
+  validation {
+    condition     = var.gpu_schedule == null || can(regex("^[A-Za-z_]+(/[A-Za-z0-9_+-]+)*$", try(var.gpu_schedule.time_zone, "")))
+    error_message = "gpu_schedule.time_zone must be an IANA time zone such as Europe/Berlin or UTC."
+  }
+}
+
+variable "metrics_ports" {
+  description = "Ports GitLab's Prometheus scrapes on the private VMs: the node exporter and the AI gateway's metrics. The model server's metrics are on its own port."
+  type = object({
+    node_exporter = number
+    gateway       = number
+  })
+  default = {
+    node_exporter = 9100
+    gateway       = 8082
+  }
+
+  validation {
+    condition     = alltrue([for p in values(var.metrics_ports) : p >= 1024 && p <= 65535])
+    error_message = "metrics_ports must be unprivileged ports (1024-65535)."
+  }
+}

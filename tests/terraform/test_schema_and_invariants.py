@@ -170,6 +170,18 @@ def test_gcp_ingress_matrix_is_least_privilege() -> None:
         "gateway_ssh": ("ai_gateway", ("22",), "None", "gitlab"),
         "ollama_api": ("ollama", ("${local.model_port}",), "None", "ai_gateway"),
         "ollama_ssh": ("ollama", ("22",), "None", "gitlab"),
+        "gateway_metrics": (
+            "ai_gateway",
+            ("${var.metrics_ports.node_exporter}", "${var.metrics_ports.gateway}"),
+            "None",
+            "gitlab",
+        ),
+        "ollama_metrics": (
+            "ollama",
+            ("${var.metrics_ports.node_exporter}", "${local.model_port}"),
+            "None",
+            "gitlab",
+        ),
     }
     assert locals_of("gcp")["anywhere"] == "0.0.0.0/0"
     firewall = named(load_config("gcp"), "resource")["google_compute_firewall.ingress"]
@@ -199,6 +211,46 @@ def test_gcp_egress_is_denied_but_for_the_needed_ports() -> None:
         for k, r in egress.items()
         if k != "internet"
     )
+
+
+def test_gcp_backup_bucket_is_private_versioned_and_only_gitlab_writes() -> None:
+    resources = named(load_config("gcp"), "resource")
+    bucket = resources["google_storage_bucket.backups"]
+    assert bucket["public_access_prevention"] == "enforced"
+    assert bucket["uniform_bucket_level_access"] is True
+    assert bucket["versioning"][0]["enabled"] is True
+    assert bucket["force_destroy"] is False
+    assert bucket["lifecycle_rule"][0]["condition"][0]["age"] == "${var.backup_retention_days}"
+    grants = resources["google_storage_bucket_iam_member.gitlab_backups"]
+    assert grants["member"] == "serviceAccount:${google_service_account.gitlab.email}"
+    assert grants["for_each"] == (
+        '${toset(["roles/storage.objectCreator", "roles/storage.objectViewer"])}'
+    )
+    iam = [k for k in resources if "iam" in k]
+    assert sorted(iam) == [
+        "google_project_iam_custom_role.gpu_schedule",
+        "google_project_iam_member.gpu_schedule",
+        "google_storage_bucket_iam_member.gitlab_backups",
+    ]
+    vm = resources["google_compute_instance.vm"]
+    assert vm["dynamic"][1]["service_account"]["for_each"] == (
+        '${each.key == "gitlab" ? [google_service_account.gitlab.email] : []}'
+    )
+
+
+def test_gcp_gpu_schedule_is_the_clouds_own_and_grants_only_start_and_stop() -> None:
+    resources = named(load_config("gcp"), "resource")
+    policy = resources["google_compute_resource_policy.gpu_schedule"]
+    assert policy["count"] == "${local.gpu_scheduled ? 1 : 0}"
+    schedule = policy["instance_schedule_policy"][0]
+    assert schedule["vm_start_schedule"][0]["schedule"] == "${var.gpu_schedule.start}"
+    assert schedule["vm_stop_schedule"][0]["schedule"] == "${var.gpu_schedule.stop}"
+    role = resources["google_project_iam_custom_role.gpu_schedule"]
+    assert role["permissions"] == ["compute.instances.start", "compute.instances.stop"]
+    member = resources["google_project_iam_member.gpu_schedule"]["member"]
+    assert member.endswith("@compute-system.iam.gserviceaccount.com")
+    vm = resources["google_compute_instance.vm"]
+    assert "each.value.gpu && local.gpu_scheduled" in vm["resource_policies"]
 
 
 def test_gcp_only_gitlab_has_an_external_address() -> None:
