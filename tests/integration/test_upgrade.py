@@ -4,8 +4,8 @@ hop steps (migrations, the role runs with the hop's version) and the pipeline's 
 
 from __future__ import annotations
 
+import io
 import json
-import os
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -153,7 +153,7 @@ def test_a_token_without_admin_rights_still_reads_the_version_but_no_migrations(
     folder = make_deployment(tmp_path)
     folder.admin_token_file.write_text(USER_TOKEN)
     api = ApiAccess(double.url, folder.admin_token_file, str(folder.ca_file))
-    ctx = Context("aws", folder, Progress(folder.log_file, open(os.devnull, "w")))  # noqa: SIM115
+    ctx = Context("aws", folder, Progress(folder.log_file, io.StringIO()))
     with pytest.raises(StepFailed, match="cannot list the batched background migrations"):
         MigrationsStep("m", api).run(ctx)
 
@@ -180,7 +180,7 @@ def test_plain_http_is_refused_without_allow_http(tmp_path: Path) -> None:
 
 
 def context(folder: DeploymentFolder) -> Context:
-    return Context("aws", folder, Progress(folder.log_file, open(os.devnull, "w")))  # noqa: SIM115
+    return Context("aws", folder, Progress(folder.log_file, io.StringIO()))
 
 
 def test_migrations_step_waits_until_finished(tmp_path: Path, double: GitLabDouble) -> None:
@@ -212,7 +212,7 @@ def test_migrations_step_gives_up_after_its_timeout(tmp_path: Path, double: GitL
     folder = make_deployment(tmp_path)
     double.migrations["main"] = [migration(4, "paused")]
     api = ApiAccess(double.url, folder.admin_token_file, str(folder.ca_file))
-    with pytest.raises(StepFailed, match="still running after 0s.*resumes here"):
+    with pytest.raises(StepFailed, match=r"still running after 0s.*resumes here"):
         MigrationsStep("m", api, timeout=0, sleep=lambda _: None).run(context(folder))
 
 
