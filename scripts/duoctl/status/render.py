@@ -1,0 +1,110 @@
+"""The one screen of `duoctl status`, and how ages read ("3 h 05 min ago")."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from duoctl.status.model import HostStatus, StatusReport
+
+MARK = {"up": "up  ", "down": "DOWN", "unknown": "?   "}
+
+
+def format_age(seconds: float | None) -> str:
+    """A past moment as `N s ago`, `N min ago`, `N h MM min ago` or `N d HH h ago`."""
+    if seconds is None:
+        return "age unknown"
+    if seconds < 0:
+        return "in the future (check the clocks)"
+    s = int(seconds)
+    if s < 60:
+        return f"{s} s ago"
+    minutes = s // 60
+    if minutes < 60:
+        return f"{minutes} min ago"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes:02d} min ago"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours:02d} h ago"
+
+
+def format_usd(value: float) -> str:
+    return f"${value:,.2f}" if value >= 10 else f"${value:.3f}"
+
+
+def _knee(knee: Any) -> str:
+    if isinstance(knee, dict):
+        return ", ".join(f"{k} {v}" for k, v in knee.items())
+    return "not given" if knee is None else str(knee)
+
+
+def _host_lines(host: HostStatus) -> list[str]:
+    lines = [f"  {MARK[host.state]}  {host.name:11s} {host.group} at {host.address}"]
+    if host.state != "up":
+        lines.append(f"          {host.reason}")
+        return lines
+    up = [s.name for s in host.services if s.state == "up"]
+    for service in host.services:
+        if service.state != "up":
+            lines.append(f"        {MARK[service.state]}  {service.name}: {service.detail}")
+    if up:
+        shown = ", ".join(up[:6]) + (f" and {len(up) - 6} more" if len(up) > 6 else "")
+        lines.append(f"        up    {shown}")
+    return lines
+
+
+def render(report: StatusReport) -> str:
+    r = report
+    lines = [f"Deployment {r.name} ({r.target}, {r.serving}), checked in {r.seconds:.1f} s"]
+    if r.ok:
+        lines.append("Everything is up.")
+    else:
+        lines += ["Down:"] + [f"  - {item}" for item in r.down]
+    v = r.versions
+    digest = f" ({v.gateway_digest})" if v.gateway_digest else ""
+    lines += [
+        "",
+        f"GitLab          {v.gitlab or '?'}",
+        f"Gateway image   {v.gateway_image or '?'}{digest}",
+        f"Model server    {v.model_server or '?'}; models: {', '.join(v.models) or '?'}",
+        "",
+        "Hosts",
+    ]
+    for host in r.hosts:
+        lines += _host_lines(host)
+    g = r.gitlab
+    lines += ["", f"GitLab holds    ({g.state}{': ' + g.reason if g.reason else ''})"]
+    if g.state == "up":
+        lines.append(f"  gateway URL   {g.gateway_url or 'not set'}")
+        for m in g.models:
+            lines.append(
+                f"  model         {m.name}: {m.family}, {m.identifier}, {m.endpoint or '-'}"
+            )
+        if not g.models:
+            lines.append("  model         none")
+        mapped = [f"{f.feature} -> {f.model or f.provider}" for f in g.features]
+        lines.append(f"  features      {', '.join(mapped) or 'none mapped'}")
+        seats = f"{g.seats.assigned} of {g.seats.purchased} assigned" if g.seats else "no add-on"
+        lines.append(f"  Duo seats     {seats}")
+    lines.append("")
+    if r.verify:
+        lines.append(f"Last verify     {r.verify.status}, {r.verify.age or 'age unknown'}")
+    else:
+        lines.append("Last verify     never (duoctl verify, or the deploy's last step)")
+    if r.bench:
+        lines.append(f"Last bench      {r.bench.run}, {r.bench.age}; knee: {_knee(r.bench.knee)}")
+    else:
+        lines.append("Last bench      none (duoctl bench)")
+    if r.gpu_vm:
+        vm = r.gpu_vm
+        why = " (stopped by schedule)" if vm.stopped_by_schedule else ""
+        extra = f"; {vm.reason}" if vm.up == "unknown" else ""
+        lines.append(f"GPU VM          {vm.state}{why} ({vm.instance or '?'}){extra}")
+    if r.cost:
+        c = r.cost
+        if c.hourly_usd is not None and c.monthly_usd is not None:
+            price = f"{format_usd(c.hourly_usd)}/h, {format_usd(c.monthly_usd)}/month"
+            lines.append(f"Cost            {price} ({c.machine_type}; {c.note})")
+        else:
+            lines.append(f"Cost            unknown ({c.note})")
+    return "\n".join(lines)
