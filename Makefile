@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .PHONY: help venv test lint lint-python lint-yaml lint-ansible \
-        deploy-aws deploy-gcp destroy-aws destroy-gcp verify status deploy-hosts upgrade clean
+        deploy-aws deploy-gcp destroy-aws destroy-gcp verify status bench deploy-hosts upgrade clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -55,6 +55,9 @@ verify: $(STAMP) ## Verify a deployment (INVENTORY=.deploy/aws/inventory.yml by 
 
 status: $(STAMP) ## One screen on a deployment (ARGS="--name staging", --json)
 	$(BIN)/duoctl status $(ARGS)
+
+bench: $(STAMP) ## Measure capacity: latency and throughput over a concurrency ramp (ARGS="--name aws")
+	$(BIN)/duoctl bench $(ARGS)
 
 deploy-hosts: $(STAMP) ## Bring-your-own hosts: ansible, configure and verify (INVENTORY=...)
 	@test -n "$(INVENTORY)" || { echo "Set INVENTORY=path/to/inventory.yml (see inventory/hosts.example.yml)"; exit 2; }

@@ -409,6 +409,55 @@ def _run_status(args: argparse.Namespace) -> int:
     )
 
 
+def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "bench",
+        allow_abbrev=False,
+        help="Measure a deployment's capacity: latency and throughput over a concurrency ramp",
+    )
+    p.add_argument(
+        "--path",
+        choices=["both", "gitlab", "model"],
+        default="both",
+        help="gitlab: code completions through GitLab (the user's path); model: the model "
+        "server alone, through an SSH tunnel; both (default)",
+    )
+    p.add_argument("--levels", default="1,2,4,8,16,32", help="concurrency levels (1,2,...,32)")
+    p.add_argument(
+        "--requests", type=int, help="requests per level (default: 8 per level, at least 40)"
+    )
+    p.add_argument("--level-seconds", type=float, default=60, help="time limit per level (60)")
+    p.add_argument("--timeout", type=float, default=30, help="seconds per request (30)")
+    p.add_argument(
+        "--target-p95", type=float, default=1.5, help="latency target of the knee, seconds (1.5)"
+    )
+    p.add_argument("--model", help="the model's name on its server (default: the first listed)")
+    p.add_argument("--ssh-key", help="private key for the tunnel (default: the deployment's)")
+    p.add_argument("--compare", nargs=2, metavar=("A", "B"), help="compare two saved runs")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_name(p)
+    p.set_defaults(func=_run_bench)
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    from duoctl import bench
+    from duoctl.bench.command import parse_levels
+    from duoctl.bench.load import Ramp
+
+    options = bench.BenchOptions(
+        name=args.name,
+        deploy_dir=Path(args.deploy_dir),
+        paths=("gitlab", "model") if args.path == "both" else (args.path,),
+        ramp=Ramp(parse_levels(args.levels), args.requests, args.level_seconds, args.timeout),
+        target_p95=args.target_p95,
+        model=args.model,
+        ssh_key=args.ssh_key,
+        json=args.json,
+        compare=tuple(args.compare) if args.compare else None,
+    )
+    return bench.run(options)
+
+
 def build_parser() -> argparse.ArgumentParser:
     # No abbreviated options: `--token` must never be taken for `--token-file`.
     parser = argparse.ArgumentParser(prog="duoctl", description=__doc__, allow_abbrev=False)
@@ -422,6 +471,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_verify(sub)
     _add_upgrade(sub)
     _add_status(sub)
+    _add_bench(sub)
     return parser
 
 
