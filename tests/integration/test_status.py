@@ -1,0 +1,437 @@
+"""`duoctl status` end to end on loopback: GitLab's part against the GitLab API double (18.x
+and 19.4, configured by `duoctl configure` first), the hosts over SSH through the jump host
+(the SSH servers of tests/doubles/ssh_hosts.py, made to answer the status commands, and one
+HTTP server standing in for the gateway's and Ollama's APIs), the GPU VM's state from moto
+(AWS) and from the Compute Engine double (Google Cloud, with instances.get added here)."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, ClassVar
+
+import boto3  # type: ignore[import-untyped]
+import paramiko
+import pytest
+import yaml
+from duoctl.cli import main
+from duoctl.status import command
+from duoctl.status.gitlab import gitlab_view
+from duoctl.status.options import StatusOptions
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import compute_v1
+
+from tests.doubles import gcp_compute_api, ssh_hosts
+from tests.doubles.aws_moto_server import AWS_CREDENTIALS, UBUNTU_NOBLE_AMIS, moto_server
+from tests.doubles.gitlab_api import ADMIN_TOKEN, GitLabDouble, gitlab_double
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "duo.yml"
+V18, V19 = "18.9.0-ee", "19.4.1-ee"
+GITLAB_CTL = """run: gitaly: (pid 802) 3600s; run: log: (pid 791) 3600s
+run: postgresql: (pid 805) 3600s; run: log: (pid 795) 3600s
+run: puma: (pid 806) 3600s; run: log: (pid 796) 3600s
+{sidekiq}: sidekiq: {sidekiq_detail}; run: log: (pid 797) 3600s
+"""
+IMAGE = "registry.gitlab.com/gitlab-org/model-gateway:self-hosted-v18.9.0-ee"
+DIGEST = "sha256:" + "d" * 64
+
+
+def configure(double: GitLabDouble, tmp_path: Path) -> None:
+    data = yaml.safe_load(EXAMPLE.read_text())
+    data["gitlab"]["url"] = double.url
+    config, token = tmp_path / "duo.yml", tmp_path / "token"
+    config.write_text(yaml.safe_dump(data))
+    token.write_text(ADMIN_TOKEN + "\n")
+    args = ["configure", "--config", str(config), "--token-file", str(token), "--allow-http"]
+    assert main(args) == 0
+
+
+@pytest.fixture(params=[V18, V19])
+def gitlab(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[GitLabDouble]:
+    with gitlab_double(request.param) as double:
+        configure(double, tmp_path)
+        double.reset_log()
+        yield double
+        assert double.invalid_documents == [], "a document GitLab's schema refuses was sent"
+        assert double.writes == 0, "status changed something"
+
+
+def test_gitlab_part_reads_what_configure_wrote(gitlab: GitLabDouble) -> None:
+    view = gitlab_view(gitlab.url, ADMIN_TOKEN, None, 5)
+    assert view.state == "up", view.reason
+    assert view.version == gitlab.instance.version
+    assert view.gateway_url == "http://10.0.2.10:5052"
+    assert [(m.name, m.family) for m in view.models] == [("mistral-7b-ollama", "MISTRAL")]
+    assert view.models[0].endpoint == "http://10.0.3.10:11434/v1"
+    mapped = {f.feature: f.model for f in view.features}
+    assert mapped and set(mapped.values()) == {"mistral-7b-ollama"}
+    assert view.seats is not None and view.seats.purchased == 10 and view.seats.assigned >= 1
+    assert gitlab.requests == 2  # the probe and the Duo state
+
+
+def test_gitlab_part_names_a_rejected_token_and_an_unreachable_gitlab(
+    gitlab: GitLabDouble,
+) -> None:
+    view = gitlab_view(gitlab.url, "glpat-wrong-token-000000", None, 5)
+    assert view.state == "unknown" and "Invalid token" in view.reason
+    gone = gitlab_view("http://127.0.0.1:9", ADMIN_TOKEN, None, 2)
+    assert gone.state == "down" and gone.reason.startswith("cannot reach GitLab")
+
+
+# ------------------------------------------------------------------ hosts over SSH
+
+
+class ApiHandler(BaseHTTPRequestHandler):
+    answers: ClassVar[dict[str, tuple[int, Any]]] = {}
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        status, body = self.answers.get(self.path, (404, {"error": "not found"}))
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+@contextmanager
+def model_api() -> Iterator[int]:
+    """The gateway's health and Ollama's API on one loopback port."""
+    answers = {
+        "/monitoring/healthz": (200, {"status": "ok"}),
+        "/api/version": (200, {"version": "0.6.2"}),
+        "/api/tags": (200, {"models": [{"name": "mistral:instruct"}]}),
+    }
+    handler = type("Handler", (ApiHandler,), {"answers": answers})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield int(server.server_address[1])
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def answering(outputs: dict[str, dict[str, tuple[int, str]]]) -> Any:
+    """An exec handler for the SSH double: each host answers its commands' output."""
+
+    def exec_request(self: Any, channel: paramiko.Channel, command: bytes) -> bool:
+        text = command.decode()
+        self.host.execs.append(text)
+        known = outputs.get(self.host.name, {})
+        code, out = next((v for k, v in known.items() if text.startswith(k)), (127, ""))
+
+        def finish() -> None:
+            try:
+                channel.sendall(out.encode())
+                channel.send_exit_status(code)
+                channel.close()
+            except (OSError, EOFError, paramiko.SSHException):
+                pass
+
+        threading.Timer(0.02, finish).start()
+        return True
+
+    return exec_request
+
+
+def host_outputs(sidekiq_up: bool) -> dict[str, dict[str, tuple[int, str]]]:
+    word, detail = ("run", "(pid 807) 3600s") if sidekiq_up else ("down", "4s, normally up")
+    container = [
+        {
+            "Image": "sha256:" + "e" * 64,
+            "Config": {"Image": IMAGE},
+            "State": {"Running": True, "Status": "running"},
+        }
+    ]
+    return {
+        "gitlab-vm": {
+            "sudo -n gitlab-ctl status": (
+                0 if sidekiq_up else 6,
+                GITLAB_CTL.format(sidekiq=word, sidekiq_detail=detail),
+            ),
+            "cat /opt/gitlab/embedded/service/gitlab-rails/VERSION": (0, "18.9.0-ee\n"),
+        },
+        "gateway-vm": {
+            "sudo -n docker inspect": (0, json.dumps(container)),
+            "sudo -n docker image inspect": (0, json.dumps([IMAGE.split(":")[0] + "@" + DIGEST])),
+        },
+        "ollama-vm": {"systemctl is-active ollama": (0, "active\n")},
+    }
+
+
+@dataclass
+class Lab:
+    deploy_dir: Path
+    hosts: ssh_hosts.SshHosts
+    api_port: int
+
+
+def write_deployment(
+    lab_dir: Path, hosts: ssh_hosts.SshHosts, api_port: int, target: str, instance: str
+) -> Path:
+    folder = lab_dir / ".deploy" / "lab"
+    (folder / "secrets").mkdir(parents=True)
+    (folder / "secrets" / "gitlab_admin_token").write_text(ADMIN_TOKEN + "\n")
+    deployment = {
+        "target": target,
+        "domain": "gitlab.example.com",
+        "zone": "europe-west4-a" if target == "gcp" else None,
+        "ports": {"gateway_port": api_port, "ollama_port": api_port},
+        "hosts": [
+            {
+                "name": "gitlab-vm",
+                "group": "gitlab",
+                "private_ip": "127.0.0.1",
+                "public_ip": "127.0.0.1",
+                "ssh_port": hosts["gitlab-vm"].port,
+                "instance": "gitlab-1",
+            },
+            {
+                "name": "gateway-vm",
+                "group": "ai_gateway",
+                "private_ip": "127.0.0.1",
+                "ssh_port": hosts["gateway-vm"].port,
+                "via_jump": True,
+                "instance": "gateway-1",
+            },
+            {
+                "name": "ollama-vm",
+                "group": "ollama",
+                "private_ip": "127.0.0.1",
+                "ssh_port": hosts["ollama-vm"].port,
+                "via_jump": True,
+                "instance": instance,
+            },
+        ],
+    }
+    finished = "2026-11-30T22:00:00+00:00"
+    state = {
+        "version": 1,
+        "inputs": {},
+        "steps": {"verify": {"status": "done", "seconds": 40.0, "finished_at": finished}},
+        "data": {"deployment": deployment},
+    }
+    (folder / "state.json").write_text(json.dumps(state))
+    settings: dict[str, Any] = {
+        "cloud": target,
+        "region": "us-east-1" if target == "aws" else "europe-west4",
+        "ssh_public_key_file": str(lab_dir / "id.pub"),
+        "admin_cidr": "198.51.100.7/32",
+    }
+    if target == "gcp":
+        settings.update(project="duo-test", zone="europe-west4-a")
+    (folder / "settings.yml").write_text(yaml.safe_dump(settings))
+    (folder / "bench" / "20261130-2300").mkdir(parents=True)
+    (folder / "bench" / "20261130-2300" / "results.json").write_text(
+        json.dumps({"knee": {"concurrency": 8, "tokens_per_second": 410.0}})
+    )
+    return folder
+
+
+@contextmanager
+def lab(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sidekiq_up: bool) -> Iterator[Lab]:
+    monkeypatch.setattr(
+        ssh_hosts._Interface, "check_channel_exec_request", answering(host_outputs(sidekiq_up))
+    )
+    with (
+        ssh_hosts.ssh_hosts(["gitlab-vm", "gateway-vm", "ollama-vm"]) as hosts,
+        model_api() as port,
+    ):
+        yield Lab(tmp_path / ".deploy", hosts, port)
+
+
+@pytest.fixture
+def moto(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    with moto_server() as endpoint:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", str(endpoint))
+        for key, value in AWS_CREDENTIALS.items():
+            monkeypatch.setenv(key, value)
+        yield str(endpoint)
+
+
+def gpu_instance(endpoint: str) -> tuple[Any, str]:
+    ec2 = boto3.client("ec2", region_name="us-east-1", endpoint_url=endpoint)
+    answer = ec2.run_instances(
+        ImageId=UBUNTU_NOBLE_AMIS[-1]["ami_id"], InstanceType="g4dn.xlarge", MinCount=1, MaxCount=1
+    )
+    return ec2, str(answer["Instances"][0]["InstanceId"])
+
+
+def status_json(
+    capsys: pytest.CaptureFixture[str], deploy_dir: Path, gitlab_url: str, key: Path
+) -> tuple[int, dict[str, Any], float]:
+    started = time.monotonic()
+    args = ["status", "--name", "lab", "--deploy-dir", str(deploy_dir), "--json"]
+    args += ["--gitlab-url", gitlab_url, "--allow-http", "--ssh-key", str(key), "--timeout", "3"]
+    code = main(args)
+    seconds = time.monotonic() - started
+    out = capsys.readouterr()
+    assert ADMIN_TOKEN not in out.out + out.err
+    return code, json.loads(out.out), seconds
+
+
+@pytest.mark.parametrize("version", [V19])
+def test_a_healthy_aws_deployment_is_all_up_then_a_stopped_service_is_down(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    moto: str,
+    version: str,
+) -> None:
+    ec2, instance = gpu_instance(moto)
+    with gitlab_double(version) as double:
+        configure(double, tmp_path)
+        double.reset_log()
+        capsys.readouterr()
+        for sidekiq_up in (True, False):
+            with lab(monkeypatch, tmp_path / str(sidekiq_up), sidekiq_up) as env:
+                write_deployment(
+                    tmp_path / str(sidekiq_up), env.hosts, env.api_port, "aws", instance
+                )
+                code, data, seconds = status_json(
+                    capsys, env.deploy_dir, double.url, env.hosts.key_file
+                )
+                assert seconds < 10
+                versions = data["versions"]
+                assert versions == {
+                    "gitlab": version,
+                    "gateway_image": IMAGE,
+                    "gateway_digest": DIGEST,
+                    "model_server": "ollama 0.6.2",
+                    "models": ["mistral:instruct"],
+                }
+                assert [h["state"] for h in data["hosts"]] == ["up", "up", "up"]
+                assert data["gitlab"]["gateway_url"] == "http://10.0.2.10:5052"
+                assert data["gpu_vm"]["state"] == "running" and data["gpu_vm"]["up"] == "up"
+                assert data["cost"]["hourly_usd"] == 0.526
+                assert data["verify"]["status"] == "done" and data["verify"]["age"]
+                assert data["bench"]["knee"] == {"concurrency": 8, "tokens_per_second": 410.0}
+                # The private hosts were reached through the jump host.
+                assert ("127.0.0.1", env.hosts["ollama-vm"].port) in env.hosts["gitlab-vm"].forwards
+                if sidekiq_up:
+                    assert (code, data["ok"], data["down"]) == (0, True, [])
+                else:
+                    assert code == 1 and data["ok"] is False
+                    assert data["down"] == ["gitlab-vm: sidekiq: down: 4s, normally up"]
+        assert double.writes == 0 and double.invalid_documents == []
+    ec2.stop_instances(InstanceIds=[instance])
+    with lab(monkeypatch, tmp_path / "stopped", True) as env:
+        write_deployment(tmp_path / "stopped", env.hosts, env.api_port, "aws", instance)
+        code, data, _ = status_json(
+            capsys, env.deploy_dir, "http://127.0.0.1:9", env.hosts.key_file
+        )
+    assert code == 1
+    assert data["gpu_vm"]["state"] == "stopped" and "GPU VM: the VM is stopped" in data["down"]
+    assert data["gitlab"]["state"] == "down"  # nothing listens there
+
+
+def test_an_unanswering_host_is_down_with_the_reason_and_the_screen_says_so(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with lab(monkeypatch, tmp_path, True) as env:
+        write_deployment(tmp_path, env.hosts, env.api_port, "aws", "i-0000000000000000")
+        env.hosts["gateway-vm"].stop()
+        monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # no cloud answers
+        for key, value in AWS_CREDENTIALS.items():
+            monkeypatch.setenv(key, value)
+        args = ["status", "--name", "lab", "--deploy-dir", str(env.deploy_dir), "--timeout", "2"]
+        args += ["--gitlab-url", "http://127.0.0.1:9", "--allow-http"]
+        code = main([*args, "--ssh-key", str(env.hosts.key_file)])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert re.search(r"DOWN  gateway-vm .*\n +SSH: \w+", out), out
+    assert "up    ollama-vm" in out and "up    gitlab-vm" in out
+    assert "GPU VM          unknown (i-0000000000000000)" in out
+
+
+# ------------------------------------------------------------------ Google Cloud
+
+
+class InstancesHandler(gcp_compute_api._Handler):
+    """The Compute double with instances.get, answering the instance statuses of the world."""
+
+    statuses: ClassVar[dict[str, tuple[str, str]]] = {}  # instance -> (status, machine type)
+
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0]
+        match = re.fullmatch(r"/compute/v1/projects/([^/]+)/zones/([^/]+)/instances/([^/]+)", path)
+        if not match or match.group(3) not in self.statuses:
+            super().do_GET()
+            return
+        self.world.requests.append(path)
+        status, machine_type = self.statuses[match.group(3)]
+        base = f"{gcp_compute_api.API}/projects/{match.group(1)}/zones/{match.group(2)}"
+        body = {
+            "kind": "compute#instance",
+            "name": match.group(3),
+            "status": status,
+            "machineType": f"{base}/machineTypes/{machine_type}",
+            "selfLink": f"{base}/instances/{match.group(3)}",
+        }
+        self._send(200, body)
+
+
+@contextmanager
+def compute_api(statuses: dict[str, tuple[str, str]]) -> Iterator[tuple[str, list[str]]]:
+    world = gcp_compute_api.ComputeWorld.default()
+    handler = type("Handler", (InstancesHandler,), {"world": world, "statuses": statuses})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", world.requests
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("gce_status", "state", "code"), [("RUNNING", "running", 0), ("TERMINATED", "stopped", 1)]
+)
+def test_gcp_gpu_vm_state_from_compute_engine(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, gce_status: str, state: str, code: int
+) -> None:
+    outputs: list[str] = []
+    with (
+        compute_api({"duo-ollama": (gce_status, "n1-standard-4")}) as (endpoint, requests),
+        gitlab_double(V18) as double,
+    ):
+        configure(double, tmp_path)
+        with lab(monkeypatch, tmp_path / "lab", True) as env:
+            write_deployment(tmp_path / "lab", env.hosts, env.api_port, "gcp", "duo-ollama")
+            options = StatusOptions(
+                name="lab",
+                deploy_dir=env.deploy_dir,
+                gitlab_url=double.url,
+                allow_http=True,
+                ssh_key=str(env.hosts.key_file),
+                timeout=3,
+                json=True,
+                out=outputs.append,
+            )
+            client = compute_v1.InstancesClient(
+                credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+                client_options={"api_endpoint": endpoint},
+                transport="rest",
+            )
+            assert command.run(options, cloud_client=lambda: client) == code
+    data = json.loads(outputs[0])
+    assert data["gpu_vm"] == {
+        "instance": "duo-ollama",
+        "machine_type": "n1-standard-4",
+        "state": state,
+        "up": "up" if code == 0 else "down",
+        "reason": "" if code == 0 else "the VM is stopped",
+        "stopped_by_schedule": False,
+    }
+    assert data["cost"]["machine_type"] == "n1-standard-4" and data["cost"]["hourly_usd"] == 0.54
+    assert "/compute/v1/projects/duo-test/zones/europe-west4-a/instances/duo-ollama" in requests
