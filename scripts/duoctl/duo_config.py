@@ -53,19 +53,81 @@ class ServedModel:
     api_key_file: str | None = None  # vLLM's API key, registered with the model
 
 
-def ollama_model(repo: Path, inventory: Path | None = None) -> ServedModel:
-    return ServedModel(MODEL_NAME, MODEL_FAMILY, f"custom_openai/{served_model(repo, inventory)}")
+def ollama_model(
+    repo: Path, inventory: Path | None = None, listed: list[str] | None = None
+) -> ServedModel:
+    """The Ollama model; with `listed` (the ids Ollama's /v1/models gives), its id there."""
+    wanted = served_model(repo, inventory)
+    model_id = wanted
+    if listed is not None:
+        also = () if ":" in wanted else (f"{wanted}:latest",)  # Ollama's default tag
+        model_id = server_id(listed, wanted, "the Ollama model the deployment pulls", also)
+    return ServedModel(MODEL_NAME, MODEL_FAMILY, f"custom_openai/{model_id}")
 
 
-def vllm_model(preset: Preset, api_key_file: Path) -> ServedModel:
-    """A vLLM preset's model; the role checked /v1/models lists its served name."""
+def vllm_model(preset: Preset, api_key_file: Path, listed: list[str] | None = None) -> ServedModel:
+    """A vLLM preset's model; with `listed` (the ids vLLM's /v1/models gives), the id there,
+    which must be the preset's served name."""
+    model_id = preset.served_model_name
+    if listed is not None:
+        model_id = server_id(listed, model_id, f"preset {preset.name}'s served name")
     return ServedModel(
         name=preset.name,
         family=preset.model.gitlab_family,
-        identifier=f"custom_openai/{preset.served_model_name}",
+        identifier=f"custom_openai/{model_id}",
         features=tuple(f for f in FEATURES if f in preset.model.features),
         api_key_file=str(api_key_file),
     )
+
+
+def server_id(listed: list[str], wanted: str, what: str, also: tuple[str, ...] = ()) -> str:
+    """The id GitLab registers: the one the model server lists for `wanted`; DuoctlError
+    naming both when the server does not serve it."""
+    for candidate in (wanted, *also):
+        if candidate in listed:
+            return candidate
+    served = ", ".join(repr(i) for i in listed) if listed else "no model"
+    raise DuoctlError(
+        f"the model server's /v1/models lists {served}, not {what} {wanted!r}: GitLab would "
+        f"ask it for a model it does not serve",
+        "check the model server (journalctl -u vllm or -u ollama on the model host) and run "
+        "duoctl deploy again with --from site",
+        exit_code=1,
+    )
+
+
+def listed_models(base_url: str, api_key: str | None = None, timeout: float = 30.0) -> list[str]:
+    """The ids an OpenAI-compatible server lists on `<base_url>/v1/models` (`data[].id`);
+    `api_key` goes as a Bearer token. DuoctlError when it does not answer with a list."""
+    import httpx
+
+    url = f"{base_url.rstrip('/')}/v1/models"
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    try:
+        answer = httpx.get(url, headers=headers, timeout=timeout)
+    except httpx.HTTPError as exc:
+        raise DuoctlError(
+            f"{url} did not answer: {type(exc).__name__}: {exc}",
+            "check that the model server runs (journalctl on the model host)",
+            exit_code=1,
+        ) from None
+    if answer.status_code in (401, 403):
+        raise DuoctlError(
+            f"{url} refused the API key (HTTP {answer.status_code})",
+            "the model server's API key differs from secrets/vllm_api_key: run duoctl deploy "
+            "again with --from site",
+            exit_code=1,
+        )
+    try:
+        answer.raise_for_status()
+        data = answer.json()["data"]
+        return [str(entry["id"]) for entry in data]
+    except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+        raise DuoctlError(
+            f"{url} did not list models (HTTP {answer.status_code}, {type(exc).__name__})",
+            "check the model server on the model host",
+            exit_code=1,
+        ) from None
 
 
 # --- models on cloud platforms (--duo-models) -------------------------------------------------

@@ -372,6 +372,93 @@ def test_bedrock_identifier_registers_a_bedrock_model(
     assert code == 0 and "no changes" in out
 
 
+# vLLM, Bedrock and Azure OpenAI models with a mixed feature mapping, as `duoctl deploy
+# --duo-models` writes them (duoctl.duo_config): Bedrock with its region and no endpoint.
+VLLM_KEY, AZURE_KEY = "vllm-key-0123456789", "azure-key-0123456789"
+BEDROCK_PROFILE = "us.anthropic.claude-sonnet-4-20250514-v1:0"
+MIXED_FEATURES = {
+    "code_completions": "codestral-vllm",
+    "code_generations": "disabled",
+    "duo_chat": "claude-sonnet-4",
+    "duo_chat_explain_code": "gpt-4o",
+    "duo_chat_write_tests": "vendored",
+}
+
+
+def mixed(double: GitLabDouble, tmp_path: Path) -> dict[str, Any]:
+    (tmp_path / "vllm.key").write_text(VLLM_KEY + "\n")
+    (tmp_path / "azure.key").write_text(AZURE_KEY + "\n")
+    return example(
+        double,
+        models=[
+            {
+                "name": "codestral-vllm",
+                "family": "codestral",
+                "endpoint": "http://10.0.3.10:8000/v1",
+                "identifier": "custom_openai/codestral-22b",
+                "api_key_file": str(tmp_path / "vllm.key"),
+            },
+            {
+                "name": "claude-sonnet-4",
+                "family": "claude_3",
+                "identifier": f"bedrock/{BEDROCK_PROFILE}",
+                "region": "us-east-1",
+            },
+            {
+                "name": "gpt-4o",
+                "family": "gpt",
+                "endpoint": "https://example-resource.openai.azure.com",
+                "identifier": "azure/gpt-4o",
+                "api_key_file": str(tmp_path / "azure.key"),
+            },
+        ],
+        features=dict(MIXED_FEATURES),
+    )
+
+
+@pytest.mark.parametrize("version", [V18, V19])
+def test_vllm_bedrock_and_azure_models_with_a_mixed_feature_mapping(
+    gitlab: GitLabDouble, run: Runner, version: str, tmp_path: Path
+) -> None:
+    cfg = mixed(gitlab, tmp_path)
+    code, out = run(cfg)
+    assert code == 0, out
+    assert VLLM_KEY not in out and AZURE_KEY not in out
+    sent = {
+        e.variables["input"]["name"]: e.variables["input"]
+        for e in gitlab.received("CreateSelfHostedModel")
+    }
+    models = {m.name: m for m in gitlab.instance.models.values()}
+    bedrock, azure, vllm = models["claude-sonnet-4"], models["gpt-4o"], models["codestral-vllm"]
+    if has(version, "provider"):  # 19.x: Bedrock by its provider, without an endpoint
+        assert sent["claude-sonnet-4"]["provider"] == "BEDROCK"
+        assert "endpoint" not in sent["claude-sonnet-4"]
+        assert (bedrock.provider, bedrock.endpoint) == ("BEDROCK", None)
+        assert sent["gpt-4o"]["provider"] == sent["codestral-vllm"]["provider"] == "API"
+    else:  # 18.x: no provider; every model has an endpoint, Bedrock its region's runtime
+        assert all("provider" not in values for values in sent.values())
+        assert bedrock.endpoint == "https://bedrock-runtime.us-east-1.amazonaws.com"
+    assert (bedrock.identifier, bedrock.model, bedrock.api_token) == (
+        f"bedrock/{BEDROCK_PROFILE}",
+        "claude_3",
+        None,
+    )
+    assert (azure.identifier, azure.endpoint, azure.api_token) == (
+        "azure/gpt-4o",
+        "https://example-resource.openai.azure.com",
+        AZURE_KEY,
+    )
+    assert (vllm.identifier, vllm.api_token) == ("custom_openai/codestral-22b", VLLM_KEY)
+    features = gitlab.instance.features
+    assert features["code_completions"] == {"provider": "self_hosted", "model_id": vllm.id}
+    assert features["duo_chat"] == {"provider": "self_hosted", "model_id": bedrock.id}
+    assert features["duo_chat_explain_code"] == {"provider": "self_hosted", "model_id": azure.id}
+    assert features["code_generations"]["provider"] == "disabled"
+    assert features["duo_chat_write_tests"]["provider"] == "vendored"
+    code, out = run(cfg)
+    assert code == 0 and "no changes" in out, out
+
+
 def test_explicit_provider_is_sent(run: Runner) -> None:
     with gitlab_double(V19) as double:
         cfg = example(double)

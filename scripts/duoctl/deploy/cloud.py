@@ -61,6 +61,9 @@ def terraform_variables(
         variables["availability_zone"] = settings.zone
         variables["route53_zone_id"] = settings.managed_zone
         variables.update(types)
+        bedrock = settings.bedrock_model_ids()
+        if bedrock:  # what the AI gateway's instance role may invoke
+            variables["bedrock_models"] = bedrock
     else:
         variables["project_id"] = settings.project
         variables["zone"] = settings.zone or zone
