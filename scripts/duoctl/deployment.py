@@ -37,9 +37,7 @@ _HOSTNAME = re.compile(r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{
 _USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 _INVENTORY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 _AWS_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]$")
-_HTTPS_ORIGIN = re.compile(
-    r"^https://([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}(:[0-9]{1,5})?$"
-)
+_HTTPS_ORIGIN = re.compile(r"^https://(?P<host>[^:/]+)(:[0-9]{1,5})?$")
 
 
 def check_hostname(value: str) -> str:
@@ -81,7 +79,8 @@ def _aws_region(value: str) -> str:
 
 
 def _https_origin(value: str) -> str:
-    if not _HTTPS_ORIGIN.match(value):
+    match = _HTTPS_ORIGIN.match(value)
+    if not match or not _HOSTNAME.match(match["host"]):
         raise ValueError(f"{value!r} is not an https:// URL of a host (no path)")
     return value
 

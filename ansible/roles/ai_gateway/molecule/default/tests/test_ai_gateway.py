@@ -84,12 +84,49 @@ def test_env_file_is_private_and_complete(host: Any) -> None:
         "DUO_WORKFLOW_AUTH__OIDC_CUSTOMER_PORTAL_URL=https://customers.gitlab.com",
         "REQUESTS_CA_BUNDLE=/etc/ai-gateway/ca-bundle.pem",
         "SSL_CERT_FILE=/etc/ai-gateway/ca-bundle.pem",
-        "AWS_ACCESS_KEY_ID=AKIATESTONLY0000000",
-        "AWS_REGION=us-east-1",
         "AIGW_LOGGING__LEVEL=INFO",
     ):
         assert line in lines
     assert "SIGNING_KEY" not in env_file.content_string
+
+
+BEDROCK_ENDPOINT = (
+    "https://vpce-0123456789abcdef0-abcdefgh.bedrock-runtime.us-east-1.vpce.amazonaws.com"
+)
+AWS_SECRET = "test-only-secret-not-real-0123456789"  # noqa: S105 (test-only value)
+AWS_ENV = {
+    "AWS_REGION": "us-east-1",
+    "AWS_REGION_NAME": "us-east-1",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_BEDROCK_RUNTIME_ENDPOINT": BEDROCK_ENDPOINT,
+    "AWS_ACCESS_KEY_ID": "AKIATESTONLY0000000",
+    "AWS_SECRET_ACCESS_KEY": AWS_SECRET,
+}
+
+
+def test_bedrock_env_from_the_variables_and_the_credentials_file(host: Any) -> None:
+    """Region, endpoint and the keys of ai_gateway_aws_credentials_file, each once, in the
+    0600 env file; nothing else AWS_ (the file's comment line is not copied)."""
+    env_file = host.file("/etc/ai-gateway/ai-gateway.env")
+    assert (env_file.user, env_file.group, env_file.mode) == ("root", "root", 0o600)
+    aws_lines = [line for line in env_file.content_string.splitlines() if line.startswith("AWS_")]
+    assert sorted(aws_lines) == sorted(f"{k}={v}" for k, v in AWS_ENV.items())
+    assert "test-only values" not in env_file.content_string
+
+
+def test_bedrock_credentials_reach_the_container_but_no_command_line(
+    host: Any, inspect: dict[str, Any]
+) -> None:
+    env = dict(item.split("=", 1) for item in inspect["Config"]["Env"])
+    assert {k: env.get(k) for k in AWS_ENV} == AWS_ENV
+    command = [
+        inspect["Path"],
+        *inspect["Args"],
+        *(inspect["Config"]["Cmd"] or []),
+        *(inspect["Config"]["Entrypoint"] or []),
+    ]
+    assert not any(AWS_SECRET in part for part in command)
+    assert AWS_SECRET not in host.check_output("ps -eo args")
 
 
 def test_signing_key_generated_private_and_passed_to_container(
