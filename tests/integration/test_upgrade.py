@@ -25,6 +25,7 @@ from duoctl.upgrade.steps import (
     GatewayStep,
     GitLabStep,
     MigrationsStep,
+    hop_steps,
     newest_patch,
 )
 
@@ -154,8 +155,10 @@ def test_a_token_without_admin_rights_still_reads_the_version_but_no_migrations(
     folder.admin_token_file.write_text(USER_TOKEN)
     api = ApiAccess(double.url, folder.admin_token_file, str(folder.ca_file))
     ctx = Context("aws", folder, Progress(folder.log_file, io.StringIO()))
+    naps: list[float] = []
     with pytest.raises(StepFailed, match="cannot list the batched background migrations"):
-        MigrationsStep("m", api).run(ctx)
+        MigrationsStep("m", api, poll=1, sleep=naps.append, errors_allowed=2).run(ctx)
+    assert naps == [1, 1]  # a GitLab still restarting gets its chance
 
 
 def test_missing_token_is_bad_input(
@@ -321,3 +324,17 @@ def test_the_real_run_is_a_resumable_pipeline(
     assert ran == ["hop2-19.0.0-gitlab"]
     assert any("Resuming the recorded upgrade to 19.0.0" in line for line in out)
     assert "Upgrade complete: GitLab 19.0.0 (lab)." in folder.log_file.read_text()
+
+
+def test_a_hop_runs_gitlabs_order() -> None:
+    api = ApiAccess("https://gitlab.example.com", Path("token"))
+    hop = Hop(Version(18, 11, 0), latest_patch=True)
+    assert [step.name for step in hop_steps(2, hop, api)] == [
+        "hop2-18.11.x-migrations",
+        "hop2-18.11.x-backup",
+        "hop2-18.11.x-gitlab",
+        "hop2-18.11.x-settle",
+        "hop2-18.11.x-gateway",
+        "hop2-18.11.x-duo",
+        "hop2-18.11.x-verify",
+    ]

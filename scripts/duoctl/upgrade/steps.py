@@ -115,18 +115,27 @@ class MigrationsStep:
     timeout: float = MIGRATIONS_TIMEOUT
     poll: float = MIGRATIONS_POLL
     sleep: Callable[[float], None] = time.sleep
+    # GitLab restarting after its upgrade answers 502 for a while: errors in a row tolerated.
+    errors_allowed: int = 20
 
     def run(self, ctx: Context) -> None:
         deadline = time.monotonic() + self.timeout
         client = self.api.client()
+        errors = 0
         try:
             while True:
                 try:
                     pending = gitlab.unfinished(gitlab.migrations(client))
+                    errors = 0
                 except GitLabError as exc:
-                    raise StepFailed(
-                        f"cannot list the batched background migrations: {exc}"
-                    ) from None
+                    errors += 1
+                    if errors > self.errors_allowed or time.monotonic() >= deadline:
+                        raise StepFailed(
+                            f"cannot list the batched background migrations: {exc}"
+                        ) from None
+                    ctx.progress.output(f"GitLab not answering yet ({exc}); trying again")
+                    self.sleep(self.poll)
+                    continue
                 failed = [m for m in pending if m.status == gitlab.FAILED]
                 if failed:
                     raise StepFailed(
