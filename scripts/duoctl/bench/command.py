@@ -190,7 +190,7 @@ def bench_deployment(
             targets.append(Target(path, base, url=deployment.model_endpoint))
         paths, samples = run_targets(targets, options.ramp, options.target_p95, progress=progress)
     run = assemble(folder.name, facts, model, options.ramp, paths, started_at)
-    where = results.save(run, samples, folder.root / "bench" / started_at)
+    where = results.save(run, samples, results.run_folder(folder.root / "bench", started_at))
     chart.draw(run, where / results.CHART)
     return run, where
 

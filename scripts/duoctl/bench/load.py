@@ -105,7 +105,11 @@ def past_the_knee(result: LevelResult, target_p95: float) -> str | None:
 
 
 def client_for(
-    base_url: str, max_connections: int, timeout: float, verify: bool | str
+    base_url: str,
+    max_connections: int,
+    timeout: float,
+    verify: bool | str,
+    transport: httpx.AsyncBaseTransport | None = None,
 ) -> httpx.AsyncClient:
     """An HTTP client that can only reach `base_url`'s origin."""
     origin = httpx.URL(base_url)
@@ -123,6 +127,7 @@ def client_for(
         follow_redirects=False,
         verify=verify,
         event_hooks={"request": [guard]},
+        transport=transport,
     )
 
 
@@ -136,6 +141,7 @@ async def run_path(
     verify: bool | str = True,
     progress: Callable[[Progress], None] | None = None,
     clock: Clock = time.monotonic,
+    transport: httpx.AsyncBaseTransport | None = None,
 ) -> PathRun:
     """The first request alone, then the ramp; stops early past the knee."""
     if not prompts:
@@ -145,7 +151,8 @@ async def run_path(
     results: list[LevelResult] = []
     stopped: str | None = None
     origin = clock()
-    async with client_for(base_url, max(ramp.levels), ramp.timeout, verify) as client:
+    client = client_for(base_url, max(ramp.levels), ramp.timeout, verify, transport)
+    async with client:
         first = await call(client, path, next(cycle), 0, origin, ramp.timeout, clock)
         for index, level in enumerate(ramp.levels):
             started = clock()

@@ -1,8 +1,9 @@
 """A bench run as data, its JSON form (schema `duoctl.bench/1`) and its folder.
 
-A run is saved in `<deployment folder>/bench/<timestamp>/`: `results.json` (the run, below),
-`samples.jsonl` (every request, one JSON object a line: path, level, started, latency, ttft,
-tokens, error, status) and `chart.png`. `load(dump(run)) == run`.
+A run is saved in `<deployment folder>/bench/<timestamp>/` (`-2`, `-3`... for a second run
+within the same second): `results.json` (the run, below), `samples.jsonl` (every request, one
+JSON object a line: path, level, started, latency, ttft, tokens, error, status) and
+`chart.png`. `load(dump(run)) == run`.
 
 results.json, schema `duoctl.bench/1` (fields are only ever added within a schema version):
 
@@ -168,9 +169,19 @@ def timestamp(now: datetime | None = None) -> str:
     return (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
 
 
+def run_folder(bench_dir: Path, started_at: str) -> Path:
+    """<bench_dir>/<started_at>/, or <started_at>-2/, -3/... when a run of the same second
+    is there already (a run is never overwritten)."""
+    candidate, n = bench_dir / started_at, 1
+    while candidate.exists():
+        n += 1
+        candidate = bench_dir / f"{started_at}-{n}"
+    return candidate
+
+
 def save(run: BenchRun, samples: Iterable[tuple[str, Sample]], folder: Path) -> Path:
     """Write results.json and samples.jsonl into `folder` (made); returns the folder."""
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=False)
     (folder / RESULTS).write_text(dump(run), encoding="utf-8")
     (folder / SAMPLES).write_text(dump_samples(samples), encoding="utf-8")
     return folder
