@@ -258,7 +258,7 @@ class DuoModels(BaseModel):
         unknown = sorted(set(v) - set(GITLAB_FEATURES))
         if unknown:
             raise ValueError(
-                f"features: unknown feature(s) {', '.join(unknown)}; GitLab's features: "
+                f"unknown feature(s) {', '.join(unknown)}; GitLab's features: "
                 f"{', '.join(GITLAB_FEATURES)}"
             )
         return v
