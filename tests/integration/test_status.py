@@ -165,7 +165,7 @@ def host_outputs(sidekiq_up: bool) -> dict[str, dict[str, tuple[int, str]]]:
             "sudo -n docker inspect": (0, json.dumps(container)),
             "sudo -n docker image inspect": (0, json.dumps([IMAGE.split(":")[0] + "@" + DIGEST])),
         },
-        "ollama-vm": {"systemctl is-active ollama": (0, "active\n")},
+        "ollama-vm": {"sudo -n systemctl is-active ollama": (0, "active\n")},
     }
 
 

@@ -415,7 +415,7 @@ def test_gateway_checks_read_the_container_and_its_health() -> None:
 def test_ollama_checks() -> None:
     versions = Versions()
     remote = FakeRemote(
-        {"systemctl is-active ollama": CommandOutput(0, "active\n", "")},
+        {"sudo -n systemctl is-active ollama": CommandOutput(0, "active\n", "")},
         {
             "/api/version": (200, '{"version": "0.6.2"}'),
             "/api/tags": (200, '{"models": [{"name": "mistral:instruct"}]}'),
@@ -424,7 +424,7 @@ def test_ollama_checks() -> None:
     found = services.model_services(remote, deployment(), versions, None)
     assert [(s.name, s.state) for s in found] == [("ollama service", "up"), ("ollama API", "up")]
     assert (versions.model_server, versions.models) == ("ollama 0.6.2", ["mistral:instruct"])
-    inactive = FakeRemote({"systemctl is-active": CommandOutput(3, "inactive\n", "")}, {})
+    inactive = FakeRemote({"sudo -n systemctl is-active": CommandOutput(3, "inactive\n", "")}, {})
     found = services.model_services(inactive, deployment(), Versions(), None)
     assert found[0] == Service(name="ollama service", state="down", detail="inactive")
     assert found[1].state == "down"
@@ -433,7 +433,7 @@ def test_ollama_checks() -> None:
 def test_vllm_checks_send_the_key_in_a_header_only() -> None:
     versions = Versions()
     remote = FakeRemote(
-        {"systemctl is-active vllm": CommandOutput(0, "active\n", "")},
+        {"sudo -n systemctl is-active vllm": CommandOutput(0, "active\n", "")},
         {
             "/health": (200, ""),
             "/version": (200, '{"version": "0.9.1"}'),

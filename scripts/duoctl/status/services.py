@@ -104,7 +104,7 @@ def gateway_services(remote: Remote, deployment: Deployment, versions: Versions)
 
 
 def _unit(remote: Remote, unit: str) -> list[Service]:
-    result = remote.run(f"systemctl is-active {shlex.quote(unit)}")
+    result = remote.run(f"sudo -n systemctl is-active {shlex.quote(unit)}")
     word = result.stdout.strip() or _tail(result.stderr) or "unknown"
     up = word == "active"
     return [
