@@ -341,6 +341,10 @@ def _add_upgrade(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--from", dest="from_step", metavar="STEP", help="restart from this step")
     p.add_argument("--gitlab-url", help="reach GitLab's API there (default: the inventory's)")
     p.add_argument("--ca-file", help="CA bundle for a GitLab with a private CA")
+    p.add_argument(
+        "--registry-url",
+        help="API of the gateway image's registry, for each hop's tag (default: the role's)",
+    )
     _add_allow_http(p)
     _add_name(p)
     p.set_defaults(func=_run_upgrade)
@@ -360,6 +364,7 @@ def _run_upgrade(args: argparse.Namespace) -> int:
         gitlab_url=args.gitlab_url,
         ca_file=args.ca_file,
         allow_http=args.allow_http,
+        registry_url=args.registry_url,
     )
     return upgrade.main(options)
 

@@ -31,6 +31,7 @@ from duoctl.upgrade.steps import (
 
 from tests.doubles.gitlab_api import ADMIN_TOKEN, USER_TOKEN, GitLabDouble, gitlab_double
 from tests.doubles.gitlab_api.server import migration
+from tests.doubles.registry import GATEWAY_REPOSITORY, GATEWAY_TAGS, RegistryDouble, registry_double
 
 REPO = Path(__file__).resolve().parents[2]
 OUTPUTS = {
@@ -52,6 +53,15 @@ def double(tmp_path: Path) -> Iterator[GitLabDouble]:
         yield running
 
 
+@pytest.fixture
+def registry() -> Iterator[RegistryDouble]:
+    """The gateway's registry: 18.11 and 19.0 published beside the double's usual tags (with its
+    gaps: no 19.2 release)."""
+    tags = [*GATEWAY_TAGS, "self-hosted-v18.11.2-ee", "self-hosted-v19.0.1-ee"]
+    with registry_double(RegistryDouble(repositories={GATEWAY_REPOSITORY: tags})) as running:
+        yield running
+
+
 def make_deployment(tmp_path: Path, name: str = "lab") -> DeploymentFolder:
     folder = DeploymentFolder.of(tmp_path / ".deploy", name, REPO)
     folder.create()
@@ -64,20 +74,33 @@ def make_deployment(tmp_path: Path, name: str = "lab") -> DeploymentFolder:
 
 
 def run_cli(
-    tmp_path: Path, double: GitLabDouble, *args: str, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    double: GitLabDouble,
+    *args: str,
+    capsys: pytest.CaptureFixture[str],
+    registry_url: str = "http://127.0.0.1:9",
 ) -> tuple[int, str, str]:
     argv = ["upgrade", *args, "--deploy-dir", str(tmp_path / ".deploy"), "--gitlab-url"]
-    code = cli.main([*argv, double.url])
+    code = cli.main([*argv, double.url, "--registry-url", registry_url])
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 
 
 def test_dry_run_prints_the_plan_and_changes_nothing(
-    tmp_path: Path, double: GitLabDouble, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    double: GitLabDouble,
+    registry: RegistryDouble,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     folder = make_deployment(tmp_path)
     code, out, err = run_cli(
-        tmp_path, double, "--gitlab-version", "19.4.1", "--dry-run", capsys=capsys
+        tmp_path,
+        double,
+        "--gitlab-version",
+        "19.4.1",
+        "--dry-run",
+        capsys=capsys,
+        registry_url=registry.url,
     )
     assert (code, err) == (0, "")
     assert "lab: GitLab 18.9.0 is running" in out
@@ -87,6 +110,10 @@ def test_dry_run_prints_the_plan_and_changes_nothing(
     assert hops[0].startswith("1. GitLab 18.11.x") and "self-hosted-v18.11.*-ee" in hops[0]
     assert hops[1].startswith("2. GitLab 19.2.x") and "rule" in hops[1]
     assert hops[2].startswith("3. GitLab 19.4.1") and "self-hosted-v19.4.*-ee" in hops[2]
+    # Each hop's gateway, read from the registry with the role's own resolver.
+    assert "gateway 18.11: self-hosted-v18.11.2-ee" in lines
+    assert "gateway 19.4: self-hosted-v19.4.1-ee" in lines
+    assert f"gateway 19.2: NONE: registry.gitlab.com/{GATEWAY_REPOSITORY} has no " in out
     assert "Dry run: nothing was changed." in out
     assert double.writes == 0
     assert [e.path for e in double.log] == ["/api/v4/version"]
@@ -103,6 +130,8 @@ def test_the_only_deployment_needs_no_name(
     )
     assert code == 0
     assert "1. GitLab 18.10.0" in out
+    # No registry answers here (an air-gapped controller): the plan says so and goes on.
+    assert "gateway tags not read (cannot reach http://127.0.0.1:9/v2/" in out
 
 
 def test_several_deployments_need_a_name(
@@ -286,7 +315,7 @@ def test_a_newest_patch_hop_the_repository_lacks_fails_with_the_fix(tmp_path: Pa
 
 
 def test_the_real_run_is_a_resumable_pipeline(
-    tmp_path: Path, double: GitLabDouble, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, double: GitLabDouble, registry: RegistryDouble
 ) -> None:
     folder = make_deployment(tmp_path)
     ran: list[str] = []
@@ -307,7 +336,9 @@ def test_the_real_run_is_a_resumable_pipeline(
             Fake(f"hop{i}-{h.label}-{w}") for i, h in enumerate(hops, 1) for w in ("a", "gitlab")
         ]
 
-    options = UpgradeOptions("19.0.0", "lab", tmp_path / ".deploy", gitlab_url=double.url)
+    options = UpgradeOptions(
+        "19.0.0", "lab", tmp_path / ".deploy", gitlab_url=double.url, registry_url=registry.url
+    )
     out: list[str] = []
     assert upgrade_main(options, out.append, steps_for=steps_for) == 1  # type: ignore[arg-type]
     assert ran == ["hop1-18.11.x-a", "hop1-18.11.x-gitlab", "hop2-19.0.0-a"]
@@ -338,3 +369,16 @@ def test_a_hop_runs_gitlabs_order() -> None:
         "hop2-18.11.x-duo",
         "hop2-18.11.x-verify",
     ]
+
+
+def test_no_real_run_when_a_hop_has_no_gateway_release(
+    tmp_path: Path, double: GitLabDouble, registry: RegistryDouble
+) -> None:
+    folder = make_deployment(tmp_path)
+    options = UpgradeOptions(
+        "19.2.0", "lab", tmp_path / ".deploy", gitlab_url=double.url, registry_url=registry.url
+    )
+    out: list[str] = []
+    assert upgrade_main(options, out.append, steps_for=lambda *_: []) == 1
+    assert not (folder.root / "upgrade-state.json").exists()
+    assert double.writes == 0

@@ -11,10 +11,12 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, TextIO
 from urllib.parse import urlsplit
+
+import yaml
 
 from duoctl.deploy.commands import stop_signal_as_interrupt
 from duoctl.deployment import Deployment
@@ -24,6 +26,7 @@ from duoctl.gitlab_api import GitLabClient
 from duoctl.pipeline import Context, Pipeline, Progress, RunResult, Step
 from duoctl.token import read_token_file
 from duoctl.upgrade import planner
+from duoctl.upgrade.gateway_tags import TagReport, default_image, resolve_tags
 from duoctl.upgrade.gitlab import running_version
 from duoctl.upgrade.steps import ApiAccess, hop_steps
 
@@ -42,6 +45,7 @@ class UpgradeOptions:
     gitlab_url: str | None = None  # another address of GitLab's API than the inventory's
     ca_file: str | None = None
     allow_http: bool = False
+    registry_url: str | None = None  # the gateway image registry's API (default: the role's)
 
 
 @dataclass(frozen=True)
@@ -146,6 +150,21 @@ def _recorded_plan(folder: UpgradeFolder, target: planner.Version) -> list[plann
         return None
 
 
+def gateway_report(
+    options: UpgradeOptions, folder: DeploymentFolder, hops: list[planner.Hop]
+) -> TagReport:
+    """Each hop's gateway tag, read from the registry the role reads (a mirror: --registry-url)."""
+    try:
+        inventory = yaml.safe_load(folder.inventory.read_text(encoding="utf-8")) or {}
+        inventory_vars = dict((inventory.get("all") or {}).get("vars") or {})
+    except (OSError, yaml.YAMLError, AttributeError):
+        inventory_vars = {}
+    image = default_image(folder.repo, inventory_vars)
+    if options.registry_url:
+        image = replace(image, registry_url=options.registry_url)
+    return resolve_tags(hops, image, folder.repo)
+
+
 def _site_vars(folder: DeploymentFolder) -> tuple[dict[str, Any], str | None, Any]:
     """The deploy's own extra vars, SSH key and settings (cloud deployments)."""
     if not folder.settings_file.is_file():
@@ -188,9 +207,20 @@ def main(
                 return EXIT_OK
             out(the_plan.render())
             hops = list(the_plan.hops)
+        report = gateway_report(options, folder, hops)
+        out("\n".join(report.lines()))
         if options.dry_run:
             out("Dry run: nothing was changed.")
             return EXIT_OK
+        if report.missing:
+            raise DuoctlError(
+                "no AI gateway release matches "
+                + ", ".join(f"GitLab {x}.{y}" for x, y in sorted(report.missing))
+                + " yet: that hop would leave GitLab Duo without a matching gateway",
+                "choose a target whose gateway is published (the plan shows each hop's tag), "
+                "or wait for the gateway release",
+                EXIT_FAILED,
+            )
         with folder.lock():
             if steps_for is not None:
                 steps = steps_for(hops, api)
