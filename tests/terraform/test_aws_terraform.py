@@ -35,6 +35,7 @@ def test_there_are_test_files() -> None:
         "dns_outputs.tftest.hcl",
         "validation.tftest.hcl",
         "gpu_presets.tftest.hcl",
+        "bedrock.tftest.hcl",
     } <= set(TEST_FILES)
 
 
