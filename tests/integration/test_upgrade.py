@@ -106,14 +106,18 @@ def test_dry_run_prints_the_plan_and_changes_nothing(
     assert "lab: GitLab 18.9.0 is running" in out
     assert "Upgrade plan: GitLab 18.9.0 -> 19.4.1, 3 hop(s)" in out
     lines = [line.strip() for line in out.splitlines()]
-    hops = [line for line in lines if line[:2] in ("1.", "2.", "3.")]
-    assert hops[0].startswith("1. GitLab 18.11.x") and "self-hosted-v18.11.*-ee" in hops[0]
-    assert hops[1].startswith("2. GitLab 19.2.x") and "rule" in hops[1]
-    assert hops[2].startswith("3. GitLab 19.4.1") and "self-hosted-v19.4.*-ee" in hops[2]
+    start = lines.index("1. GitLab 18.11.x   required stop")
     # Each hop's gateway, read from the registry with the role's own resolver.
-    assert "gateway 18.11: self-hosted-v18.11.2-ee" in lines
-    assert "gateway 19.4: self-hosted-v19.4.1-ee" in lines
-    assert f"gateway 19.2: NONE: registry.gitlab.com/{GATEWAY_REPOSITORY} has no " in out
+    assert lines[start : start + 6] == [
+        "1. GitLab 18.11.x   required stop",
+        "AI gateway self-hosted-v18.11.2-ee",
+        "2. GitLab 19.2.x    required stop by the x.2/x.5/x.8/x.11 rule (GitLab 19 is not in "
+        "the list yet)",
+        f"AI gateway NONE: registry.gitlab.com/{GATEWAY_REPOSITORY} has no "
+        "self-hosted-v19.2.*-ee tag yet",
+        "3. GitLab 19.4.1    target",
+        "AI gateway self-hosted-v19.4.1-ee",
+    ]
     assert "Dry run: nothing was changed." in out
     assert double.writes == 0
     assert [e.path for e in double.log] == ["/api/v4/version"]
@@ -130,6 +134,7 @@ def test_the_only_deployment_needs_no_name(
     )
     assert code == 0
     assert "1. GitLab 18.10.0" in out
+    assert "AI gateway self-hosted-v18.10.*-ee (newest existing)" in out
     # No registry answers here (an air-gapped controller): the plan says so and goes on.
     assert "gateway tags not read (cannot reach http://127.0.0.1:9/v2/" in out
 

@@ -93,8 +93,10 @@ def test_each_hop_moves_the_gateway_to_its_minor() -> None:
         "self-hosted-v18.6.*-ee",
     ]
     text = result.render()
-    assert "GitLab 18.5.x" in text and "AI gateway self-hosted-v18.6.*-ee" in text
+    assert "GitLab 18.5.x" in text and "AI gateway self-hosted-v18.6.*-ee (newest existing)" in text
     assert "newest X.Y patch" in text
+    shown = result.render({(18, 5): "self-hosted-v18.5.3-ee"})
+    assert "AI gateway self-hosted-v18.5.3-ee\n" in shown
 
 
 def test_downgrade_is_refused() -> None:

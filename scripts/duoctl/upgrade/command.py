@@ -196,6 +196,7 @@ def main(
         current = read_version(api)
         out(f"{folder.name}: GitLab {current} is running ({api.url})")
         recorded = None if options.dry_run else _recorded_plan(folder, target)
+        the_plan: planner.Plan | None = None
         if recorded is not None:
             hops = recorded
             out(f"Resuming the recorded upgrade to {target} ({folder.state_file}).")
@@ -205,10 +206,12 @@ def main(
             except planner.AlreadyCurrent as exc:
                 out(exc.message)
                 return EXIT_OK
-            out(the_plan.render())
             hops = list(the_plan.hops)
         report = gateway_report(options, folder, hops)
-        out("\n".join(report.lines()))
+        if the_plan is not None:
+            out(the_plan.render(report.by_minor()))
+        if report.lines():
+            out("\n".join(report.lines()))
         if options.dry_run:
             out("Dry run: nothing was changed.")
             return EXIT_OK

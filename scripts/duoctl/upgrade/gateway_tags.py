@@ -36,15 +36,19 @@ class TagReport:
     missing: dict[tuple[int, int], str]  # X.Y -> why there is none (the resolver's message)
     unreachable: str = ""  # the registry could not be read: the reason
 
+    def by_minor(self) -> dict[tuple[int, int], str]:
+        """X.Y -> what the plan shows for its gateway."""
+        shown = dict(self.tags)
+        shown.update({key: f"NONE: {why}" for key, why in self.missing.items()})
+        return shown
+
     def lines(self) -> list[str]:
-        found = [f"  gateway {x}.{y}: {tag}" for (x, y), tag in sorted(self.tags.items())]
-        gone = [f"  gateway {x}.{y}: NONE: {why}" for (x, y), why in sorted(self.missing.items())]
-        if self.unreachable:
-            gone.append(
-                f"  gateway tags not read ({self.unreachable}); the gateway host reads them when "
-                "each hop runs"
-            )
-        return found + gone
+        if not self.unreachable:
+            return []
+        return [
+            f"  gateway tags not read ({self.unreachable}); the gateway host reads them when "
+            "each hop runs"
+        ]
 
 
 def load_resolver(repo: Path) -> ModuleType:

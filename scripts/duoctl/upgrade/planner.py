@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -135,15 +136,20 @@ class Plan:
     skipped: tuple[Stop, ...] = field(default=())  # conditional stops left out
     source: str = ""
 
-    def render(self) -> str:
+    def render(self, gateway: Mapping[tuple[int, int], str] | None = None) -> str:
+        """The plan; `gateway` names each X.Y's gateway tag when the registry was read."""
         lines = [
             f"Upgrade plan: GitLab {self.current} -> {self.target}, {len(self.hops)} hop(s) "
             f"(required stops from {self.source})"
         ]
+        width = len(str(len(self.hops)))
         for index, hop in enumerate(self.hops, start=1):
+            image = (gateway or {}).get(hop.version.minor_key) or (
+                f"{hop.gateway_tag_pattern} (newest existing)"
+            )
             lines.append(
-                f"  {index}. GitLab {hop.label:<9} AI gateway {hop.gateway_tag_pattern} "
-                f"(newest existing)  {hop.reason}"
+                f"  {index:>{width}}. GitLab {hop.label:<9} {hop.reason}\n"
+                f"  {'':>{width}}  AI gateway {image}"
             )
         for stop in self.skipped:
             lines.append(
