@@ -574,3 +574,24 @@ def test_the_cloud_view_of_the_gpu_vm(monkeypatch: pytest.MonkeyPatch) -> None:
     view = cloud.gpu_vm_view(settings(), "aws", "i-0model", None, 2, broken)
     assert (view.up, view.reason) == ("unknown", "RuntimeError: Unable to locate credentials")
     assert cloud.gpu_vm_view(None, "aws", "i-0model", None, 2).reason == "no settings.yml"
+
+
+def test_a_check_that_hangs_is_shown_as_not_answering_in_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def hang(*_args: Any) -> HostStatus:
+        time.sleep(5)
+        raise AssertionError("not reached in time")
+
+    monkeypatch.setattr(command, "check_host", hang)
+    monkeypatch.delenv("GITLAB_TOKEN", raising=False)
+    folder = DeploymentFolder.of(tmp_path, "lab", tmp_path)
+    found = inputs.Inputs(folder, deployment(), None, {})
+    options = StatusOptions(name="lab", deploy_dir=tmp_path, timeout=0.2)
+    started = time.monotonic()
+    seen = command.collect(options, found)
+    assert time.monotonic() - started < 3
+    assert [(h.state, h.reason) for h in seen.hosts] == [("down", "no answer within 2 s")] * 3
+    assert seen.gitlab.state == "unknown"  # no token: GitLab is not asked
+    assert seen.gpu_vm is not None and seen.gpu_vm.reason == "no settings.yml"
+    assert seen.cost is None and not seen.ok and len(seen.down) == 3
