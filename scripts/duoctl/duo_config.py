@@ -132,10 +132,22 @@ def listed_models(base_url: str, api_key: str | None = None, timeout: float = 30
 
 # --- models on cloud platforms (--duo-models) -------------------------------------------------
 
-# A Bedrock model ID or inference profile ID: [geography.]provider.model[:version]
-_BEDROCK_MODEL_ID = re.compile(r"^([a-z-]+\.)?[a-z0-9-]+\.[A-Za-z0-9._-]+(:[0-9]+)?$")
-# Cross-region inference profiles: the geography prefix -> the regions that may call them.
-BEDROCK_GEOGRAPHIES = {"us": "us-", "us-gov": "us-gov-", "eu": "eu-", "apac": "ap-"}
+# A Bedrock model ID or inference profile ID, [geography.]provider.model[:version], as
+# Terraform's bedrock_models variable takes it (terraform/aws).
+_BEDROCK_MODEL_ID = re.compile(
+    r"^((us|us-gov|eu|apac|jp|au|ca|global)\.)?[a-z][a-z0-9-]*\.[a-z0-9][a-z0-9._-]*(:[0-9]+)?$"
+)
+# Cross-region inference profiles: the geography prefix -> the regions that may call them
+# (global. profiles: any region).
+BEDROCK_GEOGRAPHIES = {
+    "us": "us-",
+    "us-gov": "us-gov-",
+    "eu": "eu-",
+    "apac": "ap-",
+    "jp": "ap-",
+    "au": "ap-",
+    "ca": "ca-",
+}
 _AZURE_DEPLOYMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,62}$")
 ModelName = Annotated[str, Field(pattern=_MODEL_NAME.pattern)]
@@ -169,7 +181,7 @@ class BedrockModel(_Entry):
     @field_validator("model_id")
     @classmethod
     def _model_id(cls, v: str) -> str:
-        if not _BEDROCK_MODEL_ID.match(v):
+        if len(v) > 128 or not _BEDROCK_MODEL_ID.match(v):
             raise ValueError(
                 f"{v!r} is not a Bedrock model or inference profile ID such as "
                 f"us.anthropic.claude-sonnet-4-20250514-v1:0"

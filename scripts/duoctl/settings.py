@@ -303,7 +303,7 @@ class DeploySettings(BaseModel):
         """The Bedrock model and inference profile IDs the AI gateway may invoke."""
         if self.duo_models is None:
             return []
-        return [m.model_id for m in self.duo_models.bedrock_models]
+        return list(dict.fromkeys(m.model_id for m in self.duo_models.bedrock_models))
 
     def activation_code_path(self) -> str | None:
         """The activation code file as an absolute path, checked; None when not set.

@@ -144,6 +144,10 @@ def test_without_the_option_nothing_changes(tmp_path: Path) -> None:
             "inference profile ID such as us.anthropic.claude-sonnet-4-20250514-v1:0",
         ),
         (
+            {"models": [BEDROCK | {"model_id": "us.anthropic.Claude-Sonnet-4"}]},
+            "--duo-models: models[0].model_id: 'us.anthropic.Claude-Sonnet-4' is not a Bedrock",
+        ),
+        (
             {"models": [BEDROCK]},
             "--duo-models: models[0].model_id: Field required",
         ),
@@ -275,6 +279,19 @@ def test_bedrock_models_reach_terraform_on_aws(tmp_path: Path) -> None:
     assert "bedrock_models" not in deploy.terraform_variables(
         resolve(tmp_path), "gitlab.example.com"
     )
+
+
+def test_the_same_bedrock_model_under_two_names_is_one_terraform_entry(tmp_path: Path) -> None:
+    twice = [BEDROCK | {"model_id": PROFILE}, BEDROCK | {"name": "claude-2", "model_id": PROFILE}]
+    path = models_file(tmp_path, models=twice, features={})
+    assert resolve(tmp_path, duo_models=str(path)).bedrock_model_ids() == [PROFILE]
+    # a global profile may be called from any region; jp. from Tokyo
+    anywhere = [BEDROCK | {"model_id": "global.anthropic.claude-sonnet-4-20250514-v1:0"}]
+    path = models_file(tmp_path, models=anywhere, features={})
+    assert resolve(tmp_path, region="eu-west-1", duo_models=str(path)).bedrock_model_ids()
+    tokyo = [BEDROCK | {"model_id": "jp.anthropic.claude-sonnet-4-20250514-v1:0"}]
+    path = models_file(tmp_path, models=tokyo, features={})
+    assert resolve(tmp_path, region="ap-northeast-1", duo_models=str(path)).bedrock_model_ids()
 
 
 def test_the_default_mapping_is_todays(tmp_path: Path) -> None:
