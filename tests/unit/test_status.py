@@ -252,15 +252,16 @@ def test_the_screen_of_a_healthy_deployment() -> None:
     assert "Everything is up." in text
     for expected in (
         "GitLab          18.9.0-ee",
-        "self-hosted-v18.9.0-ee (sha256:aaaa",
+        "self-hosted-v18.9.0-ee (sha256:aaaaaaaaaaaa…)",
         "ollama 0.6.2; models: mistral:instruct",
         "gateway URL   http://10.0.2.10:5052",
-        "code_completions -> mistral-7b-ollama",
+        "features      mistral-7b-ollama: code_completions",
         "Duo seats     1 of 10 assigned",
         "Last verify     done, 2 h 00 min ago",
         "knee: concurrency 8, tokens_per_second 412.5",
         "GPU VM          running (i-0model)",
-        "Cost            $0.526/h, $383.98/month (g4dn.xlarge;",
+        "Cost            $0.526/h, $383.98/month (g4dn.xlarge on demand, GPU VM only)",
+        "GitLab holds    up https://gitlab.example.com",
     ):
         assert expected in text, expected
     assert len(text.splitlines()) <= 40  # one screen

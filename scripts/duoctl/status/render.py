@@ -61,7 +61,7 @@ def render(report: StatusReport) -> str:
     else:
         lines += ["Down:"] + [f"  - {item}" for item in r.down]
     v = r.versions
-    digest = f" ({v.gateway_digest})" if v.gateway_digest else ""
+    digest = f" ({v.gateway_digest[:19]}…)" if v.gateway_digest else ""  # sha256: + 12
     lines += [
         "",
         f"GitLab          {v.gitlab or '?'}",
@@ -73,7 +73,8 @@ def render(report: StatusReport) -> str:
     for host in r.hosts:
         lines += _host_lines(host)
     g = r.gitlab
-    lines += ["", f"GitLab holds    ({g.state}{': ' + g.reason if g.reason else ''})"]
+    why = f": {g.reason}" if g.reason else ""
+    lines += ["", f"GitLab holds    {MARK[g.state].strip()} {g.url or ''}{why}"]
     if g.state == "up":
         lines.append(f"  gateway URL   {g.gateway_url or 'not set'}")
         for m in g.models:
@@ -82,8 +83,13 @@ def render(report: StatusReport) -> str:
             )
         if not g.models:
             lines.append("  model         none")
-        mapped = [f"{f.feature} -> {f.model or f.provider}" for f in g.features]
-        lines.append(f"  features      {', '.join(mapped) or 'none mapped'}")
+        by_target: dict[str, list[str]] = {}
+        for f in g.features:
+            by_target.setdefault(f.model or f.provider, []).append(f.feature)
+        for target, features in by_target.items():
+            lines.append(f"  features      {target}: {', '.join(features)}")
+        if not by_target:
+            lines.append("  features      none mapped")
         seats = f"{g.seats.assigned} of {g.seats.purchased} assigned" if g.seats else "no add-on"
         lines.append(f"  Duo seats     {seats}")
     lines.append("")
@@ -104,7 +110,7 @@ def render(report: StatusReport) -> str:
         c = r.cost
         if c.hourly_usd is not None and c.monthly_usd is not None:
             price = f"{format_usd(c.hourly_usd)}/h, {format_usd(c.monthly_usd)}/month"
-            lines.append(f"Cost            {price} ({c.machine_type}; {c.note})")
+            lines.append(f"Cost            {price} ({c.machine_type} on demand, GPU VM only)")
         else:
             lines.append(f"Cost            unknown ({c.note})")
     return "\n".join(lines)
