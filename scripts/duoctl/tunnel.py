@@ -39,9 +39,16 @@ _POLL_SECONDS = 0.2  # how soon the threads notice the tunnel closing
 class Tunnel:
     """The listener and its connections; `forward` is the way to use it."""
 
-    def __init__(self, transport: Any, destination: tuple[str, int], local_port: int = 0) -> None:
+    def __init__(
+        self,
+        transport: Any,
+        destination: tuple[str, int],
+        local_port: int = 0,
+        timeout: float = 15.0,
+    ) -> None:
         self.transport = transport
         self.destination = destination
+        self.timeout = timeout  # for opening each forwarded connection
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
@@ -83,7 +90,9 @@ class Tunnel:
             except OSError:
                 return  # the listener was closed
             try:
-                channel = self.transport.open_channel("direct-tcpip", self.destination, peer)
+                channel = self.transport.open_channel(
+                    "direct-tcpip", self.destination, peer, timeout=self.timeout
+                )
             except Exception:  # refused by the host, or SSH gone: this connection only
                 conn.close()
                 continue
@@ -171,7 +180,8 @@ def forward(
         ) from None
     tunnel: Tunnel | None = None
     try:
-        tunnel = Tunnel(clients[-1].get_transport(), (host.private_ip, port), local_port)
+        transport = clients[-1].get_transport()
+        tunnel = Tunnel(transport, (host.private_ip, port), local_port, timeout)
         tunnel.start()
         yield tunnel.address
     finally:

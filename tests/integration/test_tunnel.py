@@ -173,3 +173,25 @@ def test_an_ssh_failure_names_the_host_and_the_jump_host(
         pass
     assert caught.value.exit_code == 1
     assert tunnel_threads() == []
+
+
+def test_a_connection_the_host_cannot_make_is_closed_and_the_tunnel_stays(
+    hosts: SshHosts, service: int, tmp_path: Path
+) -> None:
+    deployment = deployment_of(hosts)
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    with forward(
+        deployment,
+        deployment.model,
+        closed_port,
+        key_file=str(hosts.key_file),
+        known_hosts=tmp_path / "known_hosts",
+    ) as address:
+        host, port = address.rsplit(":", 1)
+        for _ in range(2):
+            with socket.create_connection((host, int(port)), timeout=10) as conn:
+                conn.settimeout(10)
+                assert conn.recv(1) == b""  # closed, not hanging
+    assert tunnel_threads() == []
