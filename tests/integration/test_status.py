@@ -32,6 +32,9 @@ from tests.doubles import gcp_compute_api, ssh_hosts
 from tests.doubles.aws_moto_server import AWS_CREDENTIALS, UBUNTU_NOBLE_AMIS, moto_server
 from tests.doubles.gitlab_api import ADMIN_TOKEN, GitLabDouble, gitlab_double
 
+# The SSH double's forwarding thread (tests/doubles/ssh_hosts.py `_pump`) lets an EOFError out
+# when the client closes the jump connection first; status itself is not concerned.
+pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "duo.yml"
 V18, V19 = "18.9.0-ee", "19.4.1-ee"
 GITLAB_CTL = """run: gitaly: (pid 802) 3600s; run: log: (pid 791) 3600s
@@ -41,6 +44,7 @@ run: puma: (pid 806) 3600s; run: log: (pid 796) 3600s
 """
 IMAGE = "registry.gitlab.com/gitlab-org/model-gateway:self-hosted-v18.9.0-ee"
 DIGEST = "sha256:" + "d" * 64
+KEY = "vllm-test-key-0123456789"
 
 
 def configure(double: GitLabDouble, tmp_path: Path) -> None:
@@ -96,6 +100,8 @@ class ApiHandler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         status, body = self.answers.get(self.path, (404, {"error": "not found"}))
+        if self.path.startswith("/v1/") and self.headers.get("Authorization") != f"Bearer {KEY}":
+            status, body = 401, {"error": "Unauthorized"}  # as vLLM with --api-key
         data = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Length", str(len(data)))
@@ -110,6 +116,9 @@ def model_api() -> Iterator[int]:
         "/monitoring/healthz": (200, {"status": "ok"}),
         "/api/version": (200, {"version": "0.6.2"}),
         "/api/tags": (200, {"models": [{"name": "mistral:instruct"}]}),
+        "/health": (200, ""),
+        "/version": (200, {"version": "0.9.1"}),
+        "/v1/models": (200, {"object": "list", "data": [{"id": "mistral-small-24b"}]}),
     }
     handler = type("Handler", (ApiHandler,), {"answers": answers})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -165,7 +174,10 @@ def host_outputs(sidekiq_up: bool) -> dict[str, dict[str, tuple[int, str]]]:
             "sudo -n docker inspect": (0, json.dumps(container)),
             "sudo -n docker image inspect": (0, json.dumps([IMAGE.split(":")[0] + "@" + DIGEST])),
         },
-        "ollama-vm": {"sudo -n systemctl is-active ollama": (0, "active\n")},
+        "ollama-vm": {
+            "sudo -n systemctl is-active ollama": (0, "active\n"),
+            "sudo -n systemctl is-active vllm": (0, "active\n"),
+        },
     }
 
 
@@ -177,7 +189,12 @@ class Lab:
 
 
 def write_deployment(
-    lab_dir: Path, hosts: ssh_hosts.SshHosts, api_port: int, target: str, instance: str
+    lab_dir: Path,
+    hosts: ssh_hosts.SshHosts,
+    api_port: int,
+    target: str,
+    instance: str,
+    serving: str = "ollama",
 ) -> Path:
     folder = lab_dir / ".deploy" / "lab"
     (folder / "secrets").mkdir(parents=True)
@@ -206,7 +223,7 @@ def write_deployment(
             },
             {
                 "name": "ollama-vm",
-                "group": "ollama",
+                "group": serving,
                 "private_ip": "127.0.0.1",
                 "ssh_port": hosts["ollama-vm"].port,
                 "via_jump": True,
@@ -435,3 +452,30 @@ def test_gcp_gpu_vm_state_from_compute_engine(
     }
     assert data["cost"]["machine_type"] == "n1-standard-4" and data["cost"]["hourly_usd"] == 0.54
     assert "/compute/v1/projects/duo-test/zones/europe-west4-a/instances/duo-ollama" in requests
+
+
+def test_vllm_is_asked_with_the_deployments_key_and_the_key_is_never_shown(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with lab(monkeypatch, tmp_path, True) as env:
+        folder = write_deployment(tmp_path, env.hosts, env.api_port, "hosts", "", "vllm")
+        (folder / "settings.yml").unlink()
+        for with_key in (True, False):
+            if with_key:
+                (folder / "secrets" / "vllm_api_key").write_text(KEY + "\n")
+            else:
+                (folder / "secrets" / "vllm_api_key").unlink()
+            _, data, _ = status_json(
+                capsys, env.deploy_dir, "http://127.0.0.1:9", env.hosts.key_file
+            )
+            assert data["serving"] == "vllm" and data["versions"]["model_server"] == "vllm 0.9.1"
+            assert data["versions"]["models"] == (["mistral-small-24b"] if with_key else [])
+            assert data["gpu_vm"] is None and data["cost"] is None  # own hosts
+            assert KEY not in json.dumps(data)
+            model_host = data["hosts"][2]["services"]
+            assert [(s["name"], s["state"]) for s in model_host] == [
+                ("vllm service", "up"),
+                ("vllm /health", "up"),
+            ]
+        execs = " ".join(env.hosts["ollama-vm"].execs)
+        assert KEY not in execs  # the key went in a header, never on a command line

@@ -596,3 +596,19 @@ def test_a_check_that_hangs_is_shown_as_not_answering_in_time(
     assert seen.gitlab.state == "unknown"  # no token: GitLab is not asked
     assert seen.gpu_vm is not None and seen.gpu_vm.reason == "no settings.yml"
     assert seen.cost is None and not seen.ok and len(seen.down) == 3
+
+
+def test_bad_settings_and_a_bad_timeout_are_bad_input(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    folder = write_folder(tmp_path, {"version": 1, "data": {"deployment": DEPLOYMENT}})
+    assert main(["status", "--timeout", "0"]) == 2
+    assert "--timeout 0.0 is not positive" in capsys.readouterr().err
+    (folder / "settings.yml").write_text("cloud: aws\nregion: [not, a, region]\n")
+    assert main(["status"]) == 2
+    err = capsys.readouterr().err
+    assert "the settings" in err and "are damaged" in err and "Traceback" not in err
+    (folder / "settings.yml").unlink()
+    assert main(["status", "--gitlab-url", "http://gitlab.example.com"]) == 2
+    assert "not an https:// URL" in capsys.readouterr().err
