@@ -17,7 +17,13 @@ in the test containers. What the deployment depends on follows vLLM's server:
 - A local model path must be a directory holding `config.json` or `params.json`; a Hugging
   Face repository id is "downloaded" as an empty snapshot folder under `HF_HOME` (no network).
 
-Generated text is canned. Only the Python standard library is used.
+Generation (see `standin_llm`, shipped beside this module): a real small model, the GGUF
+file in the model folder, run by llama.cpp (llama-cpp-python, installed from the wheelhouse
+with this wheel); token counts are its tokenizer's. Without the engine or without a GGUF in the
+model folder the server refuses to start (exit 1), unless the wheel was built in canned mode
+(`build.py --canned`, MODE below), which answers a fixed sentence and counts words. Tool calls
+are always synthesized (a 135M model cannot be trusted to produce them): the first (or chosen)
+tool with its required arguments filled in.
 """
 
 from __future__ import annotations
@@ -39,7 +45,9 @@ from typing import Any
 
 from vllm import __version__
 
+MODE = "model"  # "canned" in a wheel built with `build.py --canned`
 REPLY = "This is a canned answer from the vLLM stand-in."
+DEFAULT_CHAT_MAX_TOKENS = 64  # vLLM's default is the rest of the context; kept short here
 PUBLIC_PATHS = ("/health", "/ping", "/load", "/version", "/metrics")
 GUARDED_PREFIXES = ("/v1", "/v2", "/tokenize", "/detokenize", "/pooling", "/inference")
 DTYPES = ["auto", "bfloat16", "float", "float16", "float32", "half"]
@@ -159,6 +167,31 @@ def resolve_model(model: str, revision: str | None) -> str:
     return model
 
 
+def model_folder(model: str, revision: str | None) -> Path:
+    path = Path(model)
+    if path.is_absolute() or model.startswith("."):
+        return path
+    hf_home = Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface"))
+    folder = hf_home / "hub" / ("models--" + model.replace("/", "--"))
+    return folder / "snapshots" / (revision or "standin")
+
+
+def load_engine(folder: Path) -> Any:
+    """The folder's GGUF loaded by llama.cpp, or SystemExit saying what is missing."""
+    from vllm import standin_llm
+
+    ggufs = sorted(p for p in folder.glob("*.gguf") if standin_llm.is_gguf(p))
+    if not ggufs:
+        raise SystemExit(
+            f"ValueError: no GGUF weights in {folder}: the stand-in generates with a real model "
+            "(a wheel built with --canned answers without one)"
+        )
+    try:
+        return standin_llm.load(ggufs[0])
+    except standin_llm.EngineUnavailable as exc:
+        raise SystemExit(f"RuntimeError: {exc}") from None
+
+
 # ---------------------------------------------------------------------------------- the server
 
 
@@ -174,6 +207,12 @@ class State:
         self.prompt_tokens = 0
         self.generation_tokens = 0
         self.success: dict[str, int] = {"stop": 0, "length": 0, "abort": 0}
+        self.llm: Any = None  # standin_llm.Model, None in canned mode
+
+    def count(self, text: str) -> int:
+        if self.llm is None:
+            return count_tokens(text)
+        return len(self.llm.tokenize(text))
 
 
 def error_body(message: str, err_type: str, code: int, param: str | None = None) -> dict[str, Any]:
@@ -390,10 +429,44 @@ class Handler(BaseHTTPRequestHandler):
             self._completions()
         elif path == "/v1/chat/completions":
             self._chat()
+        elif path == "/tokenize":
+            self._tokenize()
+        elif path == "/detokenize":
+            self._detokenize()
         elif path.startswith("/v1/"):
             self._json(404, {"detail": "Not Found"})
         else:
             self._json(405 if path in PUBLIC_PATHS else 404, {"detail": "Not Found"})
+
+    def _sampling(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        """vLLM's sampling parameters (its defaults when absent) as llama.cpp takes them."""
+
+        def number(key: str, default: float) -> float:
+            value = body.get(key)
+            return default if value is None else float(value)
+
+        try:
+            stop = body.get("stop")
+            top_k = int(number("top_k", -1))
+            seed = body.get("seed")
+            return {
+                "temperature": number("temperature", 1.0),
+                "top_p": number("top_p", 1.0),
+                "top_k": max(top_k, 0),
+                "min_p": number("min_p", 0.0),
+                "repeat_penalty": number("repetition_penalty", 1.0),
+                "seed": None if seed is None else int(seed),
+                "stop": [stop] if isinstance(stop, str) else [str(s) for s in stop or []],
+            }
+        except (TypeError, ValueError) as exc:
+            self._json(
+                400, error_body(f"invalid sampling parameter: {exc}", "BadRequestError", 400)
+            )
+            return None
+
+    @staticmethod
+    def _limit(value: Any, default: int) -> int:
+        return default if value is None else int(value)
 
     def _completions(self) -> None:
         body = self._body()
@@ -403,13 +476,26 @@ class Handler(BaseHTTPRequestHandler):
         if model is None:
             return
         prompt = body.get("prompt")
-        if not isinstance(prompt, str | list):
+        if not isinstance(prompt, str | list) or not prompt:
             message = "Either prompt or prompt_embeds must be provided and non-empty."
             self._json(400, error_body(message, "BadRequestError", 400))
             return
-        text, reason = canned_text(body.get("max_tokens", 16))
+        params = self._sampling(body)
+        if params is None:
+            return
+        max_tokens = self._limit(body.get("max_tokens"), 16)
         prompt_text = prompt if isinstance(prompt, str) else " ".join(map(str, prompt))
-        usage = self._account(count_tokens(prompt_text), count_tokens(text), reason)
+        llm = self.state.llm
+        if llm is None:
+            text, reason = canned_text(max_tokens)
+            prompt_tokens, completion_tokens = count_tokens(prompt_text), count_tokens(text)
+        else:
+            token_ids = isinstance(prompt, list) and all(isinstance(t, int) for t in prompt)
+            ids = list(prompt) if token_ids else llm.tokenize(prompt_text)
+            result = llm.generate(ids, max_tokens, **params)
+            text, reason = result.text, result.finish_reason
+            prompt_tokens, completion_tokens = result.prompt_tokens, result.completion_tokens
+        usage = self._account(prompt_tokens, completion_tokens, reason)
         base = {
             "id": f"cmpl-{uuid.uuid4().hex}",
             "object": "text_completion",
@@ -418,12 +504,23 @@ class Handler(BaseHTTPRequestHandler):
         }
         choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": reason}
         if body.get("stream"):
-            last = {**choice, "text": ""}
-            first = {**choice, "finish_reason": None}
-            self._stream([{**base, "choices": [first]}, {**base, "choices": [last]}])
+            chunks = [
+                {**base, "choices": [{**choice, "text": piece, "finish_reason": None}]}
+                for piece in self._pieces(text)
+            ]
+            chunks.append({**base, "choices": [{**choice, "text": ""}]})
+            if (body.get("stream_options") or {}).get("include_usage"):
+                chunks.append({**base, "choices": [], "usage": usage})
+            self._stream(chunks)
             return
         choice["stop_reason"] = None
         self._json(200, {**base, "choices": [choice], "usage": usage})
+
+    def _pieces(self, text: str) -> list[str]:
+        if self.state.llm is None:
+            words = text.split(" ")
+            return [w if i == 0 else " " + w for i, w in enumerate(words)] if text else []
+        return list(self.state.llm.pieces(text))
 
     def _chat(self) -> None:
         body = self._body()
@@ -450,7 +547,16 @@ class Handler(BaseHTTPRequestHandler):
             )
             self._json(400, error_body(message, "BadRequestError", 400))
             return
+        params = self._sampling(body)
+        if params is None:
+            return
+        llm = self.state.llm
         prompt_text = " ".join(str(m.get("content") or "") for m in messages if isinstance(m, dict))
+        ids: list[int] = []
+        if llm is not None:
+            ids, template_stop = llm.chat_prompt([m for m in messages if isinstance(m, dict)])
+            params["stop"] = [*params["stop"], *template_stop]
+        prompt_tokens = len(ids) if llm is not None else count_tokens(prompt_text)
         base = {
             "id": f"chatcmpl-{uuid.uuid4().hex}",
             "object": "chat.completion",
@@ -459,6 +565,7 @@ class Handler(BaseHTTPRequestHandler):
         }
         message: dict[str, Any] = {"role": "assistant", "reasoning_content": None}
         if tools and choice_mode != "none":
+            # Synthesized, never generated: a 135M model cannot be trusted to call tools.
             tool = tools[0]
             if isinstance(choice_mode, dict):
                 wanted = choice_mode.get("function", {}).get("name")
@@ -469,20 +576,36 @@ class Handler(BaseHTTPRequestHandler):
                 "function": {"name": tool["function"]["name"], "arguments": tool_arguments(tool)},
             }
             message.update(content=None, tool_calls=[call])
-            reason, completion_tokens = "tool_calls", count_tokens(call["function"]["arguments"])
+            reason = "tool_calls"
+            completion_tokens = self.state.count(call["function"]["arguments"])
         else:
-            text, reason = canned_text(body.get("max_completion_tokens") or body.get("max_tokens"))
+            limit = body.get("max_completion_tokens") or body.get("max_tokens")
+            if llm is None:
+                text, reason = canned_text(limit)
+                completion_tokens = count_tokens(text)
+            else:
+                result = llm.generate(ids, self._limit(limit, DEFAULT_CHAT_MAX_TOKENS), **params)
+                text, reason = result.text, result.finish_reason
+                prompt_tokens, completion_tokens = result.prompt_tokens, result.completion_tokens
             message.update(content=text, tool_calls=[])
-            completion_tokens = count_tokens(text)
-        usage = self._account(count_tokens(prompt_text), completion_tokens, reason)
+        usage = self._account(prompt_tokens, completion_tokens, reason)
         if body.get("stream"):
             base["object"] = "chat.completion.chunk"
-            delta = {k: v for k, v in message.items() if v not in (None, [])}
-            if "tool_calls" in delta:
-                delta["tool_calls"] = [{"index": 0, **delta["tool_calls"][0]}]
-            first = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}
+            chunks: list[dict[str, Any]] = []
+            if message.get("tool_calls"):
+                call = {"index": 0, **message["tool_calls"][0]}
+                deltas: list[dict[str, Any]] = [{"role": "assistant", "tool_calls": [call]}]
+            else:
+                deltas = [{"role": "assistant", "content": ""}]
+                deltas += [{"content": piece} for piece in self._pieces(message["content"])]
+            for delta in deltas:
+                choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}
+                chunks.append({**base, "choices": [choice]})
             last = {"index": 0, "delta": {}, "logprobs": None, "finish_reason": reason}
-            self._stream([{**base, "choices": [first]}, {**base, "choices": [last]}])
+            chunks.append({**base, "choices": [last]})
+            if (body.get("stream_options") or {}).get("include_usage"):
+                chunks.append({**base, "choices": [], "usage": usage})
+            self._stream(chunks)
             return
         choice = {
             "index": 0,
@@ -492,6 +615,36 @@ class Handler(BaseHTTPRequestHandler):
             "stop_reason": None,
         }
         self._json(200, {**base, "choices": [choice], "usage": usage, "prompt_logprobs": None})
+
+    def _tokenize(self) -> None:
+        """vLLM's /tokenize: a prompt or chat messages -> the tokenizer's ids."""
+        body = self._body()
+        if body is None or self._check_model(body) is None:
+            return
+        llm = self.state.llm
+        if isinstance(body.get("messages"), list):
+            if llm is not None:
+                tokens = llm.chat_prompt(body["messages"])[0]
+            else:
+                text = " ".join(str(m.get("content") or "") for m in body["messages"])
+                tokens = list(range(count_tokens(text)))
+        else:
+            text = str(body.get("prompt") or "")
+            tokens = llm.tokenize(text) if llm is not None else list(range(count_tokens(text)))
+        payload = {"count": len(tokens), "max_model_len": self.state.max_model_len}
+        self._json(200, {**payload, "tokens": tokens, "token_strs": None})
+
+    def _detokenize(self) -> None:
+        body = self._body()
+        if body is None or self._check_model(body) is None:
+            return
+        tokens = body.get("tokens")
+        if not isinstance(tokens, list) or not all(isinstance(t, int) for t in tokens):
+            self._json(400, error_body("tokens: Input should be a list", "BadRequestError", 400))
+            return
+        llm = self.state.llm
+        text = llm.detokenize(tokens) if llm is not None else " ".join(REPLY.split()[: len(tokens)])
+        self._json(200, {"prompt": text})
 
 
 class DualStackServer(ThreadingHTTPServer):
@@ -510,6 +663,19 @@ def serve(args: argparse.Namespace) -> int:
         sys.stderr.write(f"{exc}\n")
         return 1
     state = State(args, model, keys)
+    if MODE != "canned":
+        started = time.monotonic()
+        try:
+            state.llm = load_engine(model_folder(model, args.revision))
+        except SystemExit as exc:
+            sys.stderr.write(f"{exc}\n")
+            return 1
+        sys.stderr.write(
+            f"INFO Loaded {state.llm.path.name} with llama.cpp in "
+            f"{time.monotonic() - started:.2f} s (context {state.llm.n_ctx} tokens)\n"
+        )
+    else:
+        sys.stderr.write("INFO canned mode: no model, fixed answers\n")
     logged = {k: v for k, v in vars(args).items() if k not in ("api_key", "subparser")}
     sys.stderr.write(f"INFO vLLM API server version {__version__} (stand-in)\n")
     sys.stderr.write(f"INFO args: {logged}\n")
