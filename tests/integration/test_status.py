@@ -45,6 +45,13 @@ run: puma: (pid 806) 3600s; run: log: (pid 796) 3600s
 IMAGE = "registry.gitlab.com/gitlab-org/model-gateway:self-hosted-v18.9.0-ee"
 DIGEST = "sha256:" + "d" * 64
 KEY = "vllm-test-key-0123456789"
+BENCH_KNEE = {
+    "path": "gitlab",
+    "level": 8,
+    "latency_p95": 1.2,
+    "requests_per_s": 3.1,
+    "developers": 40,
+}
 
 
 def configure(double: GitLabDouble, tmp_path: Path) -> None:
@@ -250,7 +257,13 @@ def write_deployment(
     (folder / "settings.yml").write_text(yaml.safe_dump(settings))
     (folder / "bench" / "20261130-2300").mkdir(parents=True)
     (folder / "bench" / "20261130-2300" / "results.json").write_text(
-        json.dumps({"knee": {"concurrency": 8, "tokens_per_second": 410.0}})
+        json.dumps(
+            {
+                "schema": "duoctl.bench/1",
+                "started_at": "2026-11-30T23:00:00+00:00",
+                "knee": BENCH_KNEE,
+            }
+        )
     )
     return folder
 
@@ -332,7 +345,7 @@ def test_a_healthy_aws_deployment_is_all_up_then_a_stopped_service_is_down(
                 assert data["gpu_vm"]["state"] == "running" and data["gpu_vm"]["up"] == "up"
                 assert data["cost"]["hourly_usd"] == 0.526
                 assert data["verify"]["status"] == "done" and data["verify"]["age"]
-                assert data["bench"]["knee"] == {"concurrency": 8, "tokens_per_second": 410.0}
+                assert data["bench"]["knee"] == BENCH_KNEE
                 # The private hosts were reached through the jump host.
                 assert ("127.0.0.1", env.hosts["ollama-vm"].port) in env.hosts["gitlab-vm"].forwards
                 if sidekiq_up:

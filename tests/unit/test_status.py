@@ -63,6 +63,8 @@ DEPLOYMENT = {
         },
     ],
 }
+# duoctl bench's results.json (schema duoctl.bench/1): the run's knee in one place.
+KNEE = {"path": "gitlab", "level": 12, "latency_p95": 1.84, "requests_per_s": 4.3, "developers": 60}
 GITLAB_CTL = """run: alertmanager: (pid 801) 3600s; run: log: (pid 790) 3600s
 run: gitaly: (pid 802) 3600s; run: log: (pid 791) 3600s
 run: postgresql: (pid 805) 3600s; run: log: (pid 795) 3600s
@@ -195,7 +197,7 @@ def report(**changes: Any) -> StatusReport:
             run="20261130-2200",
             age_seconds=28800.0,
             age="8 h 00 min ago",
-            knee={"concurrency": 8, "tokens_per_second": 412.5},
+            knee=KNEE,
         ),
         gpu_vm=GpuVm(instance="i-0model", machine_type="g4dn.xlarge", state="running", up="up"),
         cost=cost.cost_of("aws", "g4dn.xlarge"),
@@ -258,7 +260,7 @@ def test_the_screen_of_a_healthy_deployment() -> None:
         "features      mistral-7b-ollama: code_completions",
         "Duo seats     1 of 10 assigned",
         "Last verify     done, 2 h 00 min ago",
-        "knee: concurrency 8, tokens_per_second 412.5",
+        "knee: 12 concurrent requests (gitlab path), p95 1.84 s, 4.3 req/s, about 60 developers",
         "GPU VM          running (i-0model)",
         "Cost            $0.526/h, $383.98/month (g4dn.xlarge on demand, GPU VM only)",
         "GitLab holds    up https://gitlab.example.com",
@@ -512,9 +514,12 @@ def test_last_verify_and_newest_bench_are_read(tmp_path: Path) -> None:
     now = datetime(2026, 12, 1, 6, 0, tzinfo=UTC)
     finished = (now - timedelta(minutes=90)).isoformat()
     state = {"version": 1, "steps": {"verify": {"status": "done", "finished_at": finished}}}
-    folder_path = write_folder(
-        tmp_path, state, {"old": {"knee": {"concurrency": 4}}, "new": {"knee": {"c": 16}}}
-    )
+    started = (now - timedelta(hours=26)).isoformat()
+    runs = {
+        "old": {"schema": "duoctl.bench/1", "knee": None},
+        "new": {"schema": "duoctl.bench/1", "started_at": started, "knee": KNEE},
+    }
+    folder_path = write_folder(tmp_path, state, runs)
     old = folder_path / "bench" / "old" / "results.json"
     past = time.time() - 3600
     os.utime(old, (past, past))
@@ -529,7 +534,12 @@ def test_last_verify_and_newest_bench_are_read(tmp_path: Path) -> None:
     assert command.last_verify({"steps": {}}, folder_path / "state.json", now) is None
     options = StatusOptions(name="aws", deploy_dir=tmp_path / ".deploy")
     found = inputs.newest_bench(DeploymentFolder.of(options.deploy_dir, "aws", tmp_path))
-    assert found is not None and found[0] == "new" and found[2] == {"c": 16}
+    assert found is not None and found[0] == "new" and found[2] == KNEE
+    bench = command.last_bench(found, now)
+    assert bench == LastBench(run="new", age_seconds=93600.0, age="1 d 02 h ago", knee=KNEE)
+    (folder_path / "bench" / "new" / "results.json").write_text("{damaged")
+    found = inputs.newest_bench(DeploymentFolder.of(options.deploy_dir, "aws", tmp_path))
+    assert found is not None and found[2] is None  # tolerated: shown without its knee
 
 
 def test_run_all_gives_none_for_a_task_past_the_deadline() -> None:

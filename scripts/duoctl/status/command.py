@@ -105,11 +105,11 @@ def last_verify(state: dict[str, Any], state_file: Path, now: datetime) -> LastV
     )
 
 
-def last_bench(found: tuple[str, float, Any] | None, now: datetime) -> LastBench | None:
+def last_bench(found: tuple[str, datetime, Any] | None, now: datetime) -> LastBench | None:
     if found is None:
         return None
-    name, mtime, knee = found
-    seconds, age = _age(datetime.fromtimestamp(mtime, UTC), now)
+    name, when, knee = found
+    seconds, age = _age(when if when.tzinfo else when.replace(tzinfo=UTC), now)
     return LastBench(run=name, age_seconds=seconds, age=age, knee=knee)
 
 

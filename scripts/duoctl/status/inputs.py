@@ -3,9 +3,11 @@ last verify (state.json) and the newest bench results. Bad input raises DuoctlEr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -135,15 +137,20 @@ def vllm_key_of(folder: DeploymentFolder) -> str | None:
         return None
 
 
-def newest_bench(folder: DeploymentFolder) -> tuple[str, float, Any] | None:
-    """(run folder name, mtime, knee) of the newest bench/*/results.json; None when none."""
+def newest_bench(folder: DeploymentFolder) -> tuple[str, datetime, Any] | None:
+    """(run folder name, when it ran, knee) of the newest bench/*/results.json (`duoctl bench`,
+    schema duoctl.bench/1: its top-level `knee`); None when there is none."""
     results = [p for p in (folder.root / "bench").glob("*/results.json") if p.is_file()]
     if not results:
         return None
     newest = max(results, key=lambda p: p.stat().st_mtime)
+    when = datetime.fromtimestamp(newest.stat().st_mtime, UTC)
     try:
         data = json.loads(newest.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return newest.parent.name, newest.stat().st_mtime, None
-    knee = data.get("knee") if isinstance(data, dict) else None
-    return newest.parent.name, newest.stat().st_mtime, knee
+        return newest.parent.name, when, None
+    if not isinstance(data, dict):
+        return newest.parent.name, when, None
+    with contextlib.suppress(KeyError, ValueError):  # else the file's time
+        when = datetime.fromisoformat(str(data["started_at"]))
+    return newest.parent.name, when, data.get("knee")

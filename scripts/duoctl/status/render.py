@@ -33,9 +33,22 @@ def format_usd(value: float) -> str:
 
 
 def _knee(knee: Any) -> str:
+    """duoctl bench's knee ({path, level, latency_p95, requests_per_s, developers}), or any
+    other mapping as key value pairs."""
+    if isinstance(knee, dict) and "level" in knee:
+        text = f"{knee['level']} concurrent requests"
+        if knee.get("path"):
+            text += f" ({knee['path']} path)"
+        if isinstance(knee.get("latency_p95"), int | float):
+            text += f", p95 {knee['latency_p95']:.2f} s"
+        if isinstance(knee.get("requests_per_s"), int | float):
+            text += f", {knee['requests_per_s']:.1f} req/s"
+        if knee.get("developers") is not None:
+            text += f", about {knee['developers']} developers"
+        return text
     if isinstance(knee, dict):
         return ", ".join(f"{k} {v}" for k, v in knee.items())
-    return "not given" if knee is None else str(knee)
+    return "none (not reached, see the run)" if knee is None else str(knee)
 
 
 def _host_lines(host: HostStatus) -> list[str]:
