@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .PHONY: help venv test lint lint-python lint-yaml lint-ansible \
-        deploy-aws deploy-gcp destroy-aws destroy-gcp verify status bench deploy-hosts upgrade clean
+        deploy-aws deploy-gcp destroy-aws destroy-gcp verify status bench deploy-hosts upgrade backup clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -66,6 +66,9 @@ deploy-hosts: $(STAMP) ## Bring-your-own hosts: ansible, configure and verify (I
 upgrade: $(STAMP) ## Upgrade GitLab through the required stops (VERSION=X.Y.Z; ARGS="--name N --dry-run")
 	@test -n "$(VERSION)" || { echo "Set VERSION=X.Y.Z, the GitLab version to reach (add ARGS=--dry-run to see the plan only)"; exit 2; }
 	$(BIN)/duoctl upgrade --gitlab-version $(VERSION) $(ARGS)
+
+backup: $(STAMP) ## Back up GitLab now, to the deployment's bucket (ARGS="--name staging")
+	$(BIN)/duoctl backup $(ARGS)
 
 clean: ## Remove the virtualenvs and caches
 	rm -rf $(VENV) .venv-checkov .pytest_cache .mypy_cache .ruff_cache

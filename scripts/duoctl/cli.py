@@ -463,6 +463,34 @@ def _run_bench(args: argparse.Namespace) -> int:
     return bench.run(options)
 
 
+def _add_backup(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "backup",
+        allow_abbrev=False,
+        help="Back up GitLab now (archive and encrypted configuration, to the deployment's "
+        "bucket), over the deployment's SSH",
+    )
+    p.add_argument("--inventory", help="own hosts: their inventory (default: the deployment's)")
+    p.add_argument("--ssh-key", help="private key for SSH (default: the deployment's, or agent)")
+    p.add_argument("--json", action="store_true", help="the result as JSON (progress on stderr)")
+    _add_name(p)
+    p.set_defaults(func=_run_backup)
+
+
+def _run_backup(args: argparse.Namespace) -> int:
+    from duoctl import backup
+
+    return backup.run(
+        backup.BackupOptions(
+            name=args.name,
+            deploy_dir=Path(args.deploy_dir),
+            inventory=Path(args.inventory) if args.inventory else None,
+            ssh_key=args.ssh_key,
+            json=args.json,
+        )
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     # No abbreviated options: `--token` must never be taken for `--token-file`.
     parser = argparse.ArgumentParser(prog="duoctl", description=__doc__, allow_abbrev=False)
@@ -477,6 +505,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_upgrade(sub)
     _add_status(sub)
     _add_bench(sub)
+    _add_backup(sub)
     return parser
 
 
