@@ -18,6 +18,7 @@ Usage::
 
 from __future__ import annotations
 
+import contextlib
 import select
 import socket
 import tempfile
@@ -83,11 +84,12 @@ def _pump(channel: paramiko.Channel, sock: socket.socket) -> None:
                 if not data:
                     break
                 channel.sendall(data)
-    except OSError:
-        pass
+    except (OSError, EOFError):
+        pass  # either side went away: the forward ends, as sshd's does
     finally:
-        channel.close()
         sock.close()
+        with contextlib.suppress(OSError, EOFError):
+            channel.close()  # the client may have closed the transport already
 
 
 @dataclass

@@ -32,9 +32,6 @@ from tests.doubles import gcp_compute_api, ssh_hosts
 from tests.doubles.aws_moto_server import AWS_CREDENTIALS, UBUNTU_NOBLE_AMIS, moto_server
 from tests.doubles.gitlab_api import ADMIN_TOKEN, GitLabDouble, gitlab_double
 
-# The SSH double's forwarding thread (tests/doubles/ssh_hosts.py `_pump`) lets an EOFError out
-# when the client closes the jump connection first; status itself is not concerned.
-pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "duo.yml"
 V18, V19 = "18.9.0-ee", "19.4.1-ee"
 GITLAB_CTL = """run: gitaly: (pid 802) 3600s; run: log: (pid 791) 3600s
