@@ -300,6 +300,32 @@ def test_a_redirect_elsewhere_is_not_followed(gitlab: Double, sentinel: Double) 
     assert set(seen) == {gitlab.address}
 
 
+def test_connections_are_kept_alive_from_level_to_level() -> None:
+    """One connection per worker for the whole ramp, on both paths: through the SSH tunnel
+    each new connection is a new channel."""
+    import asyncio
+
+    from tests.benchmarks.bench_harness import NullProtocol
+
+    loop = asyncio.new_event_loop()
+    server = loop.run_until_complete(loop.create_server(NullProtocol, "127.0.0.1", 0))
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    address = server.sockets[0].getsockname()[:2]
+    url = f"http://{address[0]}:{address[1]}"
+    try:
+        for path in (GitLabPath(TOKEN), ModelPath(MODEL, KEY)):
+            with connections() as seen:
+                (result,), _ = run_targets([Target(path, url)], RAMP, 1.5)
+            assert all(r.ok == r.requests == 12 for r in result.levels)
+            assert seen.count(address) == 4, (path.name, len(seen))  # the highest level
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        server.close()
+        loop.close()
+
+
 # --- the command glue, as the lead runs it ----------------------------------------------
 
 

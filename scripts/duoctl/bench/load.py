@@ -1,8 +1,8 @@
 """The load generator: one path, a ramp of concurrency levels, every request a `Sample`.
 
-asyncio + httpx: one client per path, keep-alive connections up to the highest level, no
-proxies from the environment, no redirects followed, and a guard refusing any request whose
-origin is not the target's. Each level runs `level` workers that send one request after the
+asyncio + httpx: one keep-alive connection per worker (kept from level to level), no proxies
+from the environment, no redirects followed, and a guard refusing any request whose origin
+is not the target's. Each level runs `level` workers that send one request after the
 other until the level's request count is reached or its time is up (no request starts after
 that; the ones in flight finish within the request timeout), so a level lasts at most
 `level_seconds + timeout`. The ramp stops by itself after its last level, or earlier when a
@@ -15,7 +15,9 @@ restart it shows whether the model was warmed up.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
+import ssl
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -104,14 +106,26 @@ def past_the_knee(result: LevelResult, target_p95: float) -> str | None:
     return None
 
 
+def ssl_context(verify: bool | str) -> ssl.SSLContext | bool:
+    """One TLS context for every client of a path (loading the CAs once): httpx's default
+    trusted CAs, or the deployment's private CA file."""
+    if verify is False:
+        return False
+    if isinstance(verify, str):
+        return ssl.create_default_context(cafile=verify)
+    return httpx.create_ssl_context()
+
+
 def client_for(
     base_url: str,
-    max_connections: int,
     timeout: float,
-    verify: bool | str,
+    verify: ssl.SSLContext | bool,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> httpx.AsyncClient:
-    """An HTTP client that can only reach `base_url`'s origin."""
+    """A one-connection HTTP client that can only reach `base_url`'s origin.
+
+    Each worker has its own: httpcore's pool looks at every connection it holds on every
+    request, so one shared pool of 32 costs more than 32 pools of one."""
     origin = httpx.URL(base_url)
 
     async def guard(request: httpx.Request) -> None:
@@ -122,7 +136,7 @@ def client_for(
     return httpx.AsyncClient(
         base_url=base_url,
         timeout=httpx.Timeout(timeout),
-        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=None),
+        limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
         trust_env=False,
         follow_redirects=False,
         verify=verify,
@@ -151,14 +165,18 @@ async def run_path(
     results: list[LevelResult] = []
     stopped: str | None = None
     origin = clock()
-    client = client_for(base_url, max(ramp.levels), ramp.timeout, verify, transport)
-    async with client:
-        first = await call(client, path, next(cycle), 0, origin, ramp.timeout, clock)
+    context = ssl_context(verify) if base_url.startswith("https:") else False
+    async with contextlib.AsyncExitStack() as stack:
+        clients = [
+            await stack.enter_async_context(client_for(base_url, ramp.timeout, context, transport))
+            for _ in range(max(ramp.levels))
+        ]
+        first = await call(clients[0], path, next(cycle), 0, origin, ramp.timeout, clock)
         for index, level in enumerate(ramp.levels):
             started = clock()
             state = _Level(level, ramp.requests_at(level), started, started + ramp.level_seconds)
 
-            async def worker(state: _Level = state) -> None:
+            async def worker(client: httpx.AsyncClient, state: _Level = state) -> None:
                 while state.may_issue(clock()):
                     state.in_flight += 1
                     try:
@@ -173,7 +191,7 @@ async def run_path(
                     if progress is not None:
                         progress(state.progress(path.name, clock()))
 
-            await asyncio.gather(*(worker() for _ in range(level)))
+            await asyncio.gather(*(worker(clients[i]) for i in range(level)))
             if progress is not None:
                 progress(state.progress(path.name, clock(), final=True))
             done = state.done

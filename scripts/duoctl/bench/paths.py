@@ -16,10 +16,11 @@ nothing else is ever requested, and redirects are not followed.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -82,6 +83,17 @@ class GitLabPath:
         return Answer(response.status_code, tokens=math.ceil(len(completion) / CHARS_PER_TOKEN))
 
 
+async def lines(response: httpx.Response) -> AsyncIterator[bytes]:
+    """The body's lines as bytes, as they arrive (cheaper than httpx's text line decoder)."""
+    rest = b""
+    async for chunk in response.aiter_bytes():
+        *complete, rest = (rest + chunk).split(b"\n")
+        for line in complete:
+            yield line.rstrip(b"\r")
+    if rest:
+        yield rest.rstrip(b"\r")
+
+
 @dataclass(frozen=True)
 class ModelPath:
     """The model alone: OpenAI-compatible streaming completions."""
@@ -119,12 +131,16 @@ class ModelPath:
         ttft: float | None = None
         chunks = 0
         usage: int | None = None
-        async for line in response.aiter_lines():
-            if not line.startswith("data:"):
+        done = False
+        async for line in lines(response):
+            # After [DONE], read on to the end of the body: the connection is then reused
+            # (a response closed half-read closes its connection, a new SSH channel here).
+            if done or not line.startswith(b"data:"):
                 continue
             data = line[5:].strip()
-            if data == "[DONE]":
-                return Answer(status, ttft=ttft, tokens=usage if usage is not None else chunks)
+            if data == b"[DONE]":
+                done = True
+                continue
             try:
                 event = json.loads(data)
                 choices = event.get("choices") or []
@@ -137,10 +153,18 @@ class ModelPath:
                 chunks += 1
                 if ttft is None:
                     ttft = clock() - started
+        if done:
+            return Answer(status, ttft=ttft, tokens=usage if usage is not None else chunks)
         return Answer(status, ttft=ttft, tokens=chunks, error=INCOMPLETE)
 
 
 Path = GitLabPath | ModelPath
+
+
+@functools.lru_cache(maxsize=1024)
+def encoded(path: Path, prompt: Prompt) -> bytes:
+    """The JSON body of `prompt` on `path`, encoded once (the prompts repeat)."""
+    return json.dumps(path.body(prompt)).encode()
 
 
 async def call(
@@ -160,7 +184,7 @@ async def call(
     try:
         async with asyncio.timeout(timeout):
             request = client.build_request(
-                "POST", path.route, json=path.body(prompt), headers=path.headers()
+                "POST", path.route, content=encoded(path, prompt), headers=path.headers()
             )
             response = await client.send(request, stream=True)
             try:
