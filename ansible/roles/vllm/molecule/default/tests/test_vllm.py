@@ -2,7 +2,8 @@
 
 The release there is the stand-in wheel from tests/doubles/vllm_server (its `vllm serve`
 follows vLLM's OpenAI-compatible server) installed from a wheelhouse archive, serving a
-weightless local model folder under the name mistral-7b-test.
+local model folder (real weights: SmolLM2-135M-Instruct's GGUF, run by llama.cpp) under the
+name mistral-7b-test.
 """
 
 from __future__ import annotations
@@ -187,3 +188,82 @@ def test_model_copied_to_the_data_folder(host: Any) -> None:
     assert (model.user, model.mode) == ("vllm", 0o750)
     assert host.file(f"/var/lib/vllm/models/local/{NAME}/config.json").user == "vllm"
     assert host.file("/var/lib/vllm/models/huggingface").is_directory
+
+
+# The stand-in generates with a real model: SmolLM2-135M-Instruct's GGUF (in the model folder)
+# run by llama.cpp, installed into the role's virtualenv from the wheelhouse.
+GGUF = f"/var/lib/vllm/models/local/{NAME}/SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def _post(host: Any, base: str, path: str, request: dict[str, Any]) -> dict[str, Any]:
+    body, code = _curl(
+        host,
+        f"-H \"Authorization: Bearer {KEY}\" -H 'Content-Type: application/json' "
+        f"{base}{path} -d '{json.dumps(request)}'",
+    )
+    assert code == 200, body
+    return dict(json.loads(body))
+
+
+def _tokenizer_count(host: Any, text: str) -> int:
+    """The prompt's tokens counted by the GGUF's own tokenizer, outside the server."""
+    script = (
+        "import sys; from llama_cpp import Llama; "
+        "m = Llama(model_path=sys.argv[1], vocab_only=True, verbose=False); "
+        "print(len(m.tokenize(sys.argv[2].encode(), add_bos=False, special=True)))"
+    )
+    out = host.check_output(f"{VENV}/bin/python -c {script!r} {GGUF} {text!r} 2>/dev/null")
+    return int(out.splitlines()[-1])
+
+
+def test_engine_and_weights_installed(host: Any) -> None:
+    version = "import llama_cpp; print(llama_cpp.__version__)"
+    out = host.check_output(f"{VENV}/bin/python -c '{version}'")
+    assert out == "0.3.16"
+    with host.sudo():
+        assert host.file(GGUF).size > 90_000_000
+        assert host.check_output(f"head -c 4 {GGUF}") == "GGUF"
+
+
+def test_completions_are_generated_by_the_model(host: Any, base: str) -> None:
+    prompts = ("The capital of France is", "def fibonacci(n):")
+    answers = []
+    for prompt in prompts:
+        request = {"model": NAME, "prompt": prompt, "max_tokens": 8, "temperature": 0}
+        answer = _post(host, base, "/v1/completions", request)
+        choice, usage = answer["choices"][0], answer["usage"]
+        assert usage["prompt_tokens"] == _tokenizer_count(host, prompt)
+        tokenized = _post(host, base, "/tokenize", {"model": NAME, "prompt": prompt})
+        assert tokenized["count"] == usage["prompt_tokens"]
+        if choice["finish_reason"] == "length":
+            assert usage["completion_tokens"] == 8
+        assert 1 <= usage["completion_tokens"] <= 8
+        assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+        answers.append(choice["text"])
+    assert answers[0] != answers[1]
+    assert all(text.strip() and "canned" not in text for text in answers)
+
+
+def test_chat_is_generated_and_streamed(host: Any, base: str) -> None:
+    messages = [{"role": "user", "content": "Name a color."}]
+    request = {"model": NAME, "messages": messages, "max_tokens": 12, "temperature": 0}
+    answer = _post(host, base, "/v1/chat/completions", request)
+    text = answer["choices"][0]["message"]["content"]
+    assert text.strip() and "canned" not in text
+    assert 1 <= answer["usage"]["completion_tokens"] <= 12
+    # The chat template's prompt: the same count from vLLM's /tokenize of the messages.
+    tokenized = _post(host, base, "/tokenize", {"model": NAME, "messages": messages})
+    assert answer["usage"]["prompt_tokens"] == tokenized["count"]
+    stream = {**request, "stream": True, "stream_options": {"include_usage": True}}
+    out = host.check_output(
+        f"curl -sN -H \"Authorization: Bearer {KEY}\" -H 'Content-Type: application/json' "
+        f"{base}/v1/chat/completions -d '{json.dumps(stream)}'"
+    )
+    events = [line[6:] for line in out.splitlines() if line.startswith("data: ")]
+    assert events[-1] == "[DONE]"
+    chunks = [json.loads(event) for event in events[:-1]]
+    streamed = "".join(
+        c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"]
+    )
+    assert streamed.strip()
+    assert chunks[-1]["usage"]["completion_tokens"] == answer["usage"]["completion_tokens"]
