@@ -222,7 +222,13 @@ def run(options: BenchOptions) -> int:
         return run_compare(options)
     check(options)
     folder = resolve_folder(options.deploy_dir, options.name)
-    bench, where = bench_deployment(folder, options, progress=ProgressLine())
+    line = ProgressLine()
+    try:
+        bench, where = bench_deployment(folder, options, progress=line)
+    except KeyboardInterrupt:
+        if line.tty:  # end the progress line before cli prints "interrupted"
+            line.stream.write("\n")
+        raise
     if options.json:
         print(results.dump(bench), end="")
     else:
