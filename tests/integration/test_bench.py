@@ -167,7 +167,11 @@ class ModelHandler(Handler):
     def do_GET(self) -> None:
         self.server.count("GET", self.path, dict(self.headers), None)
         if self.authorized():
-            self.reply(200, {"object": "list", "data": [{"id": MODEL, "object": "model"}]})
+            listed = [
+                {"id": "nomic-embed-text", "object": "model"},
+                {"id": MODEL, "object": "model"},
+            ]
+            self.reply(200, {"object": "list", "data": listed})
 
     def do_POST(self) -> None:
         body = self.read_json()
@@ -362,6 +366,11 @@ def deployment_folder(tmp_path: Path, serving: str) -> DeploymentFolder:
     folder.inventory.write_text(deployment.inventory_text(None))
     folder.admin_token_file.write_text(TOKEN + "\n")
     (folder.secrets_dir / "vllm_api_key").write_text(KEY + "\n")
+    folder.duo_config.write_text(
+        "models:\n"
+        f"  - {{name: completions, identifier: custom_openai/{MODEL}}}\n"
+        "features: {code_completions: completions}\n"
+    )
     return folder
 
 
@@ -385,6 +394,7 @@ def test_bench_deployment(
     assert where == folder.root / "bench" / run.started_at  # the first run of the folder
     assert {p.name for p in where.iterdir()} == {"results.json", "samples.jsonl", "chart.png"}
     assert results.load_run(where) == run
+    # the model duo.yml maps to code completions, not the first the server lists
     assert run.model == MODEL and run.serving == "vllm" and run.deployment == "lab"
     assert [p.path for p in run.paths] == ["gitlab", "model"]
     assert run.paths[1].url == "http://10.0.3.10:8000/v1"

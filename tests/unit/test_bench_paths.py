@@ -66,6 +66,8 @@ def test_gitlab_a1000_and_bad_bodies() -> None:
     assert (a1000.error, a1000.status, a1000.latency) == ("a1000", 500, None)
     bad = send(GitLabPath("t"), lambda r: httpx.Response(200, text="<html>"))
     assert bad.error == "bad_response"
+    none = send(GitLabPath("t"), lambda r: httpx.Response(200, json={"choices": []}))
+    assert none.ok and none.tokens == 0  # no suggestion is an answer
     limited = send(GitLabPath("t"), lambda r: httpx.Response(429, text="Retry later"))
     assert limited.error == "rate_limited"
 

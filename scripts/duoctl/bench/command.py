@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -127,14 +127,30 @@ def private_key(folder: DeploymentFolder, given: str | None) -> str | None:
     return None
 
 
-def model_name(base_url: str, api_key: str | None, timeout: float) -> str:
-    """The first model the server lists at /v1/models."""
+def code_completion_model(folder: DeploymentFolder) -> list[str]:
+    """The names the model GitLab uses for code completions may have on its server, from
+    duo.yml: its identifier with and without the provider prefix (custom_openai/...)."""
+    with contextlib.suppress(Exception):
+        duo = yaml.safe_load(folder.duo_config.read_text(encoding="utf-8"))
+        chosen = duo["features"]["code_completions"]
+        model = next(m for m in duo["models"] if m["name"] == chosen)
+        identifier = str(model["identifier"])
+        return [identifier, identifier.split("/", 1)[-1]]
+    return []
+
+
+def model_name(
+    base_url: str, api_key: str | None, timeout: float, preferred: Sequence[str] = ()
+) -> str:
+    """The model to bench among those the server lists at /v1/models: the first of
+    `preferred` it serves, else the first it lists."""
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     try:
         with httpx.Client(base_url=base_url, trust_env=False, timeout=timeout) as client:
             answer = client.get("/v1/models", headers=headers)
             answer.raise_for_status()
-            return str(answer.json()["data"][0]["id"])
+            served = [str(item["id"]) for item in answer.json()["data"]]
+            return next((name for name in preferred if name in served), served[0])
     except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError) as exc:
         raise DuoctlError(
             f"the model server did not list its models at /v1/models ({exc})",
@@ -185,7 +201,8 @@ def bench_deployment(
             base = f"http://{address}"
             key_file = folder.secrets_dir / VLLM_API_KEY
             key = read_token_file(key_file) if deployment.serving == "vllm" else None
-            model = model or model_name(base, key, options.ramp.timeout)
+            preferred = code_completion_model(folder)
+            model = model or model_name(base, key, options.ramp.timeout, preferred)
             path = ModelPath(model, key)
             targets.append(Target(path, base, url=deployment.model_endpoint))
         paths, samples = run_targets(targets, options.ramp, options.target_p95, progress=progress)

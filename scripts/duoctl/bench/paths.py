@@ -77,7 +77,8 @@ class GitLabPath:
         if error:
             return Answer(response.status_code, error=error)
         try:
-            completion = str(json.loads(text)["choices"][0]["text"])
+            choices = json.loads(text)["choices"]
+            completion = str(choices[0]["text"]) if choices else ""  # [] : no suggestion
         except (ValueError, KeyError, IndexError, TypeError):
             return Answer(response.status_code, error=BAD_RESPONSE)
         return Answer(response.status_code, tokens=math.ceil(len(completion) / CHARS_PER_TOKEN))
