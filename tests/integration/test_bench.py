@@ -435,3 +435,61 @@ def test_cli_bench_and_compare(
     assert "gitlab: knee 2" in capsys.readouterr().out
     assert main([*base, "--compare", runs[0], runs[1], "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["paths"][0]["path"] == "gitlab"
+
+
+def test_bench_deployment_through_the_ssh_tunnel(
+    tmp_path: Path, gitlab: Double, model: Double, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The model path through the real tunnel (duoctl.tunnel) and the in-process SSH double:
+    SSH to the model host through the GitLab host, the model reached from the model host."""
+    from tests.doubles.ssh_hosts import ssh_hosts
+
+    with ssh_hosts(["gitlab-vm", "gateway-vm", "vllm-vm"]) as hosts:
+        folder = DeploymentFolder.of(tmp_path / "deploy", "lab", tmp_path)
+        folder.create()
+
+        def host(name: str, group: str, public: bool) -> dict[str, Any]:
+            return {
+                "name": name,
+                "group": group,
+                "private_ip": "127.0.0.1",
+                "public_ip": "127.0.0.1" if public else None,
+                "ssh_port": hosts[name].port,
+                "via_jump": not public,
+            }
+
+        deployment = Deployment.model_validate(
+            {
+                "target": "hosts",
+                "domain": "gitlab.example.com",
+                "ports": {"ollama_port": model.address[1]},
+                "hosts": [
+                    host("gitlab-vm", "gitlab", True),
+                    host("gateway-vm", "ai_gateway", False),
+                    host("vllm-vm", "vllm", False),
+                ],
+            }
+        )
+        folder.inventory.write_text(deployment.inventory_text(None))
+        folder.admin_token_file.write_text(TOKEN)
+        (folder.secrets_dir / "vllm_api_key").write_text(KEY)
+        folder.duo_config.write_text(
+            f"models: [{{name: c, identifier: {MODEL}}}]\nfeatures: {{code_completions: c}}\n"
+        )
+        monkeypatch.setattr(Deployment, "gitlab_url", property(lambda self: gitlab.url))
+        options = command.BenchOptions(
+            paths=("model",),
+            ramp=Ramp(levels=(1, 4), requests=8, timeout=10),
+            ssh_key=str(hosts.key_file),
+        )
+        run, where = command.bench_deployment(folder, options)
+        forwards = hosts["vllm-vm"].forwards
+    (alone,) = run.paths
+    assert [(r.level, r.ok) for r in alone.levels] == [(1, 8), (4, 8)]
+    assert run.model == MODEL
+    assert alone.url == f"http://127.0.0.1:{model.address[1]}/v1"
+    # /v1/models, the first request, 16 on the ramp: each a channel from the model host
+    assert forwards.count(model.address) == 18
+    assert len(model.requests) == 18 and gitlab.requests == []
+    assert folder.known_hosts.is_file()  # host keys pinned on first use
+    assert (where / "results.json").is_file()
