@@ -9,7 +9,8 @@ What is real: llama.cpp's inference, the GGUF's weights, its tokenizer (every to
 the tokenizer's) and its chat template (`tokenizer.chat_template`, rendered by
 llama-cpp-python's Jinja2 formatter, as vLLM and Ollama apply the model's template). What
 stands in: one model instance per GGUF serves one request at a time (a lock; a real server
-batches), and a prompt longer than the context keeps its last tokens instead of being refused.
+batches), every request evaluates its whole prompt (no prefix cache), and a prompt longer than
+the context keeps its last tokens instead of being refused.
 
 Sizing for small machines (environment, read once): STANDIN_LLM_THREADS (default 1: ggml's
 thread pool spins at its barriers, and on a busy 2-core machine two threads served four
@@ -179,6 +180,10 @@ class Model:
             reset = getattr(perf, "llama_perf_context_reset", None)
             if reset is not None:
                 reset(ctx)
+            # A fresh context for every request: llama-cpp-python's prompt-prefix reuse left
+            # stale cache entries here (the same greedy request answered differently twice).
+            self.llm.reset()
+            self.llm._ctx.kv_cache_clear()
             started = time.monotonic()
             out = self.llm.create_completion(
                 prompt=fed,

@@ -2,7 +2,7 @@
 
 The release there is the stand-in from tests/doubles/ollama_release (its server follows the
 Ollama API); mistral:instruct was pulled through the API, smollm2:135m imported from a models
-archive.
+archive; both are served by a real small model (SmolLM2-135M-Instruct's GGUF, run by llama.cpp).
 """
 
 from __future__ import annotations
@@ -117,3 +117,89 @@ def test_stand_in_answers_like_ollama(host: Any, private_ip: str) -> None:
     )
     assert failed.stdout == '{"error":"pull model manifest: file does not exist"} 500'
     assert host.run(f"curl -s -w ' %{{http_code}}' {base}/nope").stdout == "404 page not found 404"
+
+
+# The stand-in generates with a real model: SmolLM2-135M-Instruct's GGUF (the weights blob of
+# both models) run by llama.cpp, which the archive carries in lib/ollama/python/.
+LIB = "/opt/ollama/0.20.6/lib/ollama"
+
+
+def _post(host: Any, private_ip: str, path: str, request: dict[str, Any]) -> Any:
+    out = host.check_output(f"curl -sf http://{private_ip}:11434{path} -d '{json.dumps(request)}'")
+    return json.loads(out)
+
+
+def _weights(host: Any, model: str) -> str:
+    name, tag = model.split(":")
+    manifest = json.loads(
+        host.file(
+            f"/var/lib/ollama/models/manifests/registry.ollama.ai/library/{name}/{tag}"
+        ).content_string
+    )
+    layer = next(
+        layer
+        for layer in manifest["layers"]
+        if layer["mediaType"] == "application/vnd.ollama.image.model"
+    )
+    return "/var/lib/ollama/models/blobs/" + layer["digest"].replace(":", "-")
+
+
+def _tokenizer_count(host: Any, model: str, text: str) -> int:
+    """`text`'s tokens counted by the weights' own tokenizer, outside the server."""
+    script = (
+        "import sys; from llama_cpp import Llama; "
+        "m = Llama(model_path=sys.argv[1], vocab_only=True, verbose=False); "
+        "print(len(m.tokenize(sys.argv[2].encode(), add_bos=False, special=True)))"
+    )
+    out = host.check_output(
+        f"PYTHONPATH={LIB}/python python3 -c {script!r} {_weights(host, model)} {text!r} "
+        "2>/dev/null"
+    )
+    return int(out.splitlines()[-1])
+
+
+def test_weights_are_a_real_gguf(host: Any) -> None:
+    for model in MODELS:
+        blob = host.file(_weights(host, model))
+        assert blob.size > 90_000_000
+        assert host.check_output(f"head -c 4 {blob.path}") == "GGUF"
+    assert host.file(f"{LIB}/python/llama_cpp/__init__.py").exists
+
+
+def test_answers_are_generated_by_the_model(host: Any, private_ip: str) -> None:
+    answers = []
+    for prompt in ("The capital of France is", "def fibonacci(n):"):
+        request = {
+            "model": "smollm2:135m",
+            "prompt": prompt,
+            "raw": True,
+            "stream": False,
+            "options": {"num_predict": 8, "temperature": 0},
+        }
+        answer = _post(host, private_ip, "/api/generate", request)
+        assert answer["prompt_eval_count"] == _tokenizer_count(host, "smollm2:135m", prompt)
+        assert 1 <= answer["eval_count"] <= 8
+        if answer["done_reason"] == "length":
+            assert answer["eval_count"] == 8
+        assert answer["eval_duration"] > 0
+        answers.append(answer["response"])
+    assert answers[0] != answers[1]
+    assert all(text.strip() and "canned" not in text for text in answers)
+
+
+def test_chat_is_generated_on_native_and_openai_routes(host: Any, private_ip: str) -> None:
+    messages = [{"role": "user", "content": "Name a color."}]
+    native = {
+        "model": "mistral:instruct",
+        "messages": messages,
+        "stream": False,
+        "options": {"num_predict": 10, "temperature": 0, "repeat_penalty": 1.0},
+    }
+    answer = _post(host, private_ip, "/api/chat", native)
+    assert answer["message"]["content"].strip()
+    assert "canned" not in answer["message"]["content"]
+    openai = {"model": "mistral:instruct", "messages": messages, "max_tokens": 10}
+    chat = _post(host, private_ip, "/v1/chat/completions", {**openai, "temperature": 0})
+    assert chat["choices"][0]["message"]["content"] == answer["message"]["content"]
+    assert chat["usage"]["prompt_tokens"] == answer["prompt_eval_count"]
+    assert chat["usage"]["completion_tokens"] == answer["eval_count"]
