@@ -387,3 +387,71 @@ def test_no_real_run_when_a_hop_has_no_gateway_release(
     assert upgrade_main(options, out.append, steps_for=lambda *_: []) == 1
     assert not (folder.root / "upgrade-state.json").exists()
     assert double.writes == 0
+
+
+def test_the_hop_steps_in_a_pipeline_resume_where_a_hop_stopped(
+    tmp_path: Path,
+    double: GitLabDouble,
+    registry: RegistryDouble,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every step of a hop but duo and verify (the deploy's own steps, tested with the deploy:
+    they reach the hosts), with stand-in Ansible tools and the migrations against the GitLab
+    double."""
+    folder = make_deployment(tmp_path)
+    record = tmp_path / "calls.jsonl"
+    ansible = fake_tool(tmp_path, "ansible", record, MADISON)
+    playbook = tmp_path / "ansible-playbook"
+    playbook.write_text(
+        "#!/usr/bin/env python3\n"
+        "import json, pathlib, sys\n"
+        f"with open({str(record)!r}, 'a') as f:\n"
+        "    f.write(json.dumps(sys.argv[1:]) + '\\n')\n"
+        f"flag = pathlib.Path({str(tmp_path / 'gateway-fails')!r})\n"
+        "if sys.argv[1].endswith('ai_gateway.yml') and flag.exists():\n"
+        "    flag.unlink()\n"
+        '    print(\'fatal: [ai-gateway]: FAILED! => {"msg": "pull failed"}\')\n'
+        "    sys.exit(2)\n"
+    )
+    playbook.chmod(0o755)
+    (tmp_path / "gateway-fails").touch()
+    monkeypatch.setattr("duoctl.deploy.playbooks.tool_path", lambda _: str(playbook))
+    monkeypatch.setattr("duoctl.upgrade.steps.tool_path", lambda _: ansible)
+    double.migrations["main"] = [migration(1, "active")]
+    double.migrations_finish_after = 2
+
+    def steps_for(hops: list[Hop], api: ApiAccess) -> list[object]:
+        steps = [s for i, h in enumerate(hops, 1) for s in hop_steps(i, h, api)]
+        for step in steps:
+            if isinstance(step, MigrationsStep):
+                step.sleep = lambda _: None
+        return [s for s in steps if not s.name.endswith(("-duo", "-verify"))]
+
+    options = UpgradeOptions(
+        "19.0.0", "lab", tmp_path / ".deploy", gitlab_url=double.url, registry_url=registry.url
+    )
+    assert upgrade_main(options, lambda _: None, steps_for=steps_for) == 1  # type: ignore[arg-type]
+    state = json.loads((folder.root / "upgrade-state.json").read_text())
+    assert state["steps"]["hop1-18.11.x-gateway"]["status"] == "failed"
+    assert state["data"]["upgrade_resolved"] == {"1": "18.11.3"}
+    assert "ai-gateway failed at [?]: pull failed" in folder.log_file.read_text()
+    # The re-run resumes at the gateway of hop 1, with the version resolved before.
+    assert upgrade_main(options, lambda _: None, steps_for=steps_for) == 0  # type: ignore[arg-type]
+    calls = [json.loads(line) for line in record.read_text().splitlines()]
+    playbooks = [
+        (Path(c[0]).name, json.loads(c[c.index("-e") + 1])["duo_gitlab_version"])
+        for c in calls
+        if c[0].endswith(".yml")
+    ]
+    assert playbooks == [
+        ("gitlab.yml", "18.11.3"),
+        ("ai_gateway.yml", "18.11.3"),  # failed
+        ("ai_gateway.yml", "18.11.3"),
+        ("gitlab.yml", "19.0.0"),
+        ("ai_gateway.yml", "19.0.0"),
+    ]
+    backups = [c for c in calls if "gitlab-backup create STRATEGY=copy" in c]
+    assert len(backups) == 2  # one a hop, not again on the re-run
+    assert double.writes == 0  # the migrations are only read
+    state = json.loads((folder.root / "upgrade-state.json").read_text())
+    assert all(s["status"] == "done" for s in state["steps"].values())
