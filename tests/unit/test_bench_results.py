@@ -138,3 +138,24 @@ def test_compare_only_common_paths_and_levels() -> None:
     comparisons = compare.compare(before, after)
     assert [c.path for c in comparisons] == ["model"]
     assert [d.level for d in comparisons[0].levels] == [2]
+
+
+SCHEMA_FILE = Path(__file__).resolve().parents[2] / "scripts/duoctl/bench/schema.json"
+
+
+def test_the_checked_in_json_schema_is_the_output() -> None:
+    """A change to results.json changes scripts/duoctl/bench/schema.json on purpose:
+    regenerate it with duoctl.bench.results.json_schema() (sorted keys, indent 2)."""
+    assert json.loads(SCHEMA_FILE.read_text()) == results.json_schema()
+
+
+def test_a_run_validates_against_the_schema() -> None:
+    import jsonschema
+
+    schema = json.loads(SCHEMA_FILE.read_text())
+    for run in (a_run(), a_run(factor=10)):
+        jsonschema.validate(json.loads(results.dump(run)), schema)
+    broken = json.loads(results.dump(a_run()))
+    broken["paths"][0]["levels"][0]["requests"] = "many"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, schema)

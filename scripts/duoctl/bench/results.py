@@ -5,7 +5,8 @@ within the same second): `results.json` (the run, below), `samples.jsonl` (every
 JSON object a line: path, level, started, latency, ttft, tokens, error, status) and
 `chart.png`. `load(dump(run)) == run`.
 
-results.json, schema `duoctl.bench/1` (fields are only ever added within a schema version):
+results.json, schema `duoctl.bench/1` (fields are only ever added within a schema version;
+the JSON Schema is bench/schema.json):
 
     schema            "duoctl.bench/1"
     started_at        ISO 8601 UTC time the run started
@@ -106,6 +107,17 @@ class BenchRun:
 
     def path(self, name: str) -> PathResult | None:
         return next((p for p in self.paths if p.path == name), None)
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of results.json (checked in as bench/schema.json; a test keeps the
+    two equal, so a change to the output is a change to that file, on purpose)."""
+    from pydantic import TypeAdapter
+
+    schema = TypeAdapter(BenchRun).json_schema(mode="serialization")
+    schema["title"] = f"duoctl bench results ({SCHEMA})"
+    schema["properties"]["schema"] = {"const": SCHEMA, "title": "Schema"}
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
 
 
 def to_dict(run: BenchRun) -> dict[str, Any]:
