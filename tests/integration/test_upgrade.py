@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 from duoctl import cli
+from duoctl.backup import SCRIPT
 from duoctl.deployment import Deployment
+from duoctl.errors import DuoctlError
 from duoctl.folder import DeploymentFolder
 from duoctl.pipeline import Context, Progress, StepFailed
 from duoctl.upgrade import UpgradeOptions
@@ -291,7 +293,7 @@ def test_a_hop_backs_up_then_runs_the_roles_at_the_resolved_version(
     monkeypatch.setattr("duoctl.deploy.playbooks.tool_path", lambda _: playbook)
     ctx = context(folder)
     hop = Hop(Version(18, 11, 0), latest_patch=True)
-    BackupStep("b", adhoc).run(ctx)
+    BackupStep("b", adhoc, backup=None).run(ctx)
     GitLabStep("g", 1, hop, {"gitlab_tls_mode": "selfsigned"}, None, adhoc).run(ctx)
     GatewayStep("a", 1, hop).run(ctx)
     calls = [json.loads(line) for line in record.read_text().splitlines()]
@@ -420,11 +422,17 @@ def test_the_hop_steps_in_a_pipeline_resume_where_a_hop_stopped(
     double.migrations["main"] = [migration(1, "active")]
     double.migrations_finish_after = 2
 
+    def without_script(ctx: Context, key: str | None) -> None:
+        """duoctl backup on a host deployed before the backup script existed."""
+        raise DuoctlError(f"gitlab-vm has no backup script ({SCRIPT})", "run the deploy again")
+
     def steps_for(hops: list[Hop], api: ApiAccess) -> list[object]:
         steps = [s for i, h in enumerate(hops, 1) for s in hop_steps(i, h, api)]
         for step in steps:
             if isinstance(step, MigrationsStep):
                 step.sleep = lambda _: None
+            if isinstance(step, BackupStep):
+                step.backup = without_script
         return [s for s in steps if not s.name.endswith(("-duo", "-verify"))]
 
     options = UpgradeOptions(
@@ -452,6 +460,32 @@ def test_the_hop_steps_in_a_pipeline_resume_where_a_hop_stopped(
     ]
     backups = [c for c in calls if "gitlab-backup create STRATEGY=copy" in c]
     assert len(backups) == 2  # one a hop, not again on the re-run
+    assert "has no backup script (/usr/local/sbin/duo-gitlab-backup): GitLab's own backup" in (
+        folder.log_file.read_text()
+    )
     assert double.writes == 0  # the migrations are only read
     state = json.loads((folder.root / "upgrade-state.json").read_text())
     assert all(s["status"] == "done" for s in state["steps"].values())
+
+
+def test_the_backup_is_duoctl_backup_when_the_host_has_its_script(tmp_path: Path) -> None:
+    folder = make_deployment(tmp_path)
+    ran: list[str | None] = []
+
+    def backup(ctx: Context, key: str | None) -> None:
+        ran.append(key)
+        ctx.progress.output("DUO_BACKUP {}")
+
+    adhoc = AdHoc(executable=str(tmp_path / "no-ansible"))  # never run
+    BackupStep("b", adhoc, private_key="/keys/id", backup=backup).run(context(folder))
+    assert ran == ["/keys/id"]
+
+
+def test_a_failed_duoctl_backup_stops_the_hop(tmp_path: Path) -> None:
+    folder = make_deployment(tmp_path)
+
+    def backup(ctx: Context, key: str | None) -> None:
+        raise DuoctlError("the backup on gitlab-vm failed (exit 1):\ndisk full", "read it")
+
+    with pytest.raises(StepFailed, match="disk full"):
+        BackupStep("b", AdHoc(executable="/nonexistent"), backup=backup).run(context(folder))

@@ -26,6 +26,7 @@ from duoctl import process
 from duoctl.deploy.duo_step import DuoStep
 from duoctl.deploy.playbooks import PlaybookStep, ansible_failures, tool_path
 from duoctl.deploy.verify_step import VerifyStep
+from duoctl.errors import DuoctlError
 from duoctl.gitlab_api import GitLabClient, GitLabError
 from duoctl.pipeline import Context, Step, StepFailed
 from duoctl.upgrade import gitlab
@@ -162,19 +163,65 @@ class MigrationsStep:
             client.close()
 
 
+class _ProgressWriter:
+    """A text stream whose lines go to the progress tail and the log."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.buffer = ""
+
+    def write(self, text: str) -> int:
+        self.buffer += text
+        *lines, self.buffer = self.buffer.split("\n")
+        for line in lines:
+            self.ctx.progress.output(line)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def duoctl_backup(ctx: Context, private_key: str | None) -> None:
+    """`duoctl backup` in-process: the host's backup script (archive and secrets, uploaded to
+    the deployment's bucket where it has one)."""
+    from duoctl import backup
+
+    options = backup.BackupOptions(
+        name=ctx.paths.name,
+        deploy_dir=ctx.paths.root.parent,
+        inventory=ctx.paths.own_inventory,
+        ssh_key=private_key,
+    )
+    backup.run(options, out=_ProgressWriter(ctx))  # type: ignore[arg-type]
+
+
 @dataclass
 class BackupStep:
-    """A GitLab backup before the hop (data, then /etc/gitlab with its secrets), on the host.
-
-    The backup stays on the GitLab host (/var/opt/gitlab/backups, /etc/gitlab/config_backup);
-    copy it off the host for safe keeping.
-    """
+    """A GitLab backup before the hop: `duoctl backup` (the host's backup script, which also
+    keeps gitlab-secrets.json and uploads both to the deployment's bucket); a host without that
+    script (an older deploy) gets `gitlab-backup create` and `gitlab-ctl backup-etc`, kept on
+    the host (/var/opt/gitlab/backups, /etc/gitlab/config_backup): copy them off the host."""
 
     name: str
     adhoc: AdHoc = field(default_factory=AdHoc)
     commands: tuple[str, ...] = BACKUP_COMMANDS
+    private_key: str | None = None
+    # The hook: None runs the plain commands only.
+    backup: Callable[[Context, str | None], None] | None = duoctl_backup
 
     def run(self, ctx: Context) -> None:
+        if self.backup is not None:
+            from duoctl.backup import SCRIPT
+
+            try:
+                self.backup(ctx, self.private_key)
+                return
+            except DuoctlError as exc:
+                if SCRIPT not in exc.message:
+                    raise StepFailed(str(exc)) from None
+                ctx.progress.note(
+                    f"{exc.message}: GitLab's own backup instead, kept on the GitLab host"
+                )
         for command in self.commands:
             self.adhoc.run(ctx, "ansible.builtin.command", command)
 
@@ -265,7 +312,7 @@ def hop_steps(
     adhoc = AdHoc(private_key=private_key)
     return [
         MigrationsStep(named("migrations"), api),
-        BackupStep(named("backup"), adhoc),
+        BackupStep(named("backup"), adhoc, private_key=private_key),
         GitLabStep(named("gitlab"), index, hop, dict(site_vars or {}), private_key, adhoc),
         MigrationsStep(named("settle"), api),
         GatewayStep(named("gateway"), index, hop, private_key),
