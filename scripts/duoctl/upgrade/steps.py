@@ -2,8 +2,8 @@
 
 Per hop, in GitLab's order ("Allow the background migrations for the upgrade to finish"):
   migrations   the batched background migrations of the last upgrade are finished
-  backup       `gitlab-backup create` and `gitlab-ctl backup-etc` on the GitLab host (the hook
-               a `duoctl backup` command replaces)
+  backup       `duoctl backup` (the host's backup script); a host without it gets
+               `gitlab-backup create` and `gitlab-ctl backup-etc` (BackupStep.backup is the hook)
   gitlab       the gitlab role (ansible/playbooks/gitlab.yml) at the hop's version; a newest-patch
                hop first reads that patch from GitLab's package repository on the host
   settle       the migrations this upgrade queued are finished
