@@ -29,6 +29,40 @@ Contract followed (the parts the deployment roles rely on):
   it runs;
 - `gitlab-rake gitlab:license:load` needs the license file (GITLAB_LICENSE_FILE or
   /etc/gitlab/Gitlab.gitlab-license).
+
+Backups (the parts the gitlab role's backup script and the README's restore rely on):
+- `gitlab-ctl reconfigure` writes /etc/gitlab/gitlab-secrets.json (0600) when it is absent,
+  with a new random `db_key_base`, as Omnibus does on a first reconfigure; it creates
+  /var/opt/gitlab/backups (git, 0700) and reads gitlab.rb's gitlab_rails['backup_keep_time'],
+  ['backup_upload_connection'] and ['backup_upload_remote_directory'] (what Omnibus renders
+  into gitlab.yml: a change is seen after the next reconfigure only);
+- the "database" is the token table (tokens.json); each token row is "encrypted" with the
+  db_key_base it was made under (its fingerprint is stored), so rows restored under another
+  gitlab-secrets.json cannot be read, as GitLab's encrypted columns;
+- `gitlab-backup create [SKIP=..] [STRATEGY=copy] [CRON=1] [BACKUP=id] [DIRECTORY=d]` (root)
+  prints GitLab's progress lines (none with CRON=1, errors aside), writes
+  /var/opt/gitlab/backups/<epoch>_<YYYY_MM_DD>_<version>-ee_gitlab_backup.tar (git, 0600; a
+  tar with backup_information.yml and db/tokens.json unless db is skipped), never holding
+  gitlab-secrets.json, prunes archives older than backup_keep_time, then uploads it unless
+  SKIP has remote or tar. Uploads: provider Local copies to <local_root>/<remote_directory>/
+  as Fog's Local provider does; AWS and Google (no cloud here) copy to
+  /var/opt/gitlab/standin/remote/<aws|google>/<remote_directory>/, and are refused, as the
+  deployment never uses them, when the connection holds static keys instead of the VM's
+  identity (AWS use_iam_profile, Google google_application_default);
+- `gitlab-backup restore BACKUP=<id> [force=yes]` (root) refuses an archive of another GitLab
+  version (as GitLab does), asks "Do you want to continue (yes/no)?" on standard input unless
+  force=yes, and puts the archive's token table back;
+- `gitlab-rake gitlab:doctor:secrets` reports the token rows the current gitlab-secrets.json
+  cannot decrypt ("- PersonalAccessToken failures: N"), exit 0 as GitLab's;
+- `gitlab-rails runner <file>` whose code creates a file in the backup upload directory (the
+  role's files/upload_backup_file.rb) uploads FILE as KEY (its two arguments) to the same place
+  as the backup archives, with the same connection, FILE read as the git user; one JSON line.
+
+Monitoring: `gitlab-ctl reconfigure` reads prometheus['scrape_configs'] and
+prometheus['rules_files'] (Ruby literals of strings, arrays and hashes; a syntax error fails
+the reconfigure) and writes /var/opt/gitlab/prometheus/prometheus.yml (JSON, which is YAML)
+with `scrape_configs` and `rule_files`, as Omnibus renders them. No Prometheus runs:
+`gitlab-ctl hup prometheus` is recorded only.
 """
 
 from __future__ import annotations
@@ -42,10 +76,14 @@ import os
 import pwd
 import re
 import secrets
+import shutil
 import ssl
 import subprocess
 import sys
+import tarfile
+import tempfile
 import threading
+import time
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -57,6 +95,12 @@ CALLS_LOG = Path("/var/log/gitlab/standin/calls.log")
 PROCESSES_LOG = Path("/var/log/gitlab/standin/runner-processes.jsonl")
 ENV_DIR = Path("/opt/gitlab/etc/gitlab-rails/env")
 WEB_UNIT = "gitlab-runsvdir"
+SECRETS_JSON = Path("/etc/gitlab/gitlab-secrets.json")
+BACKUP_DIR = Path("/var/opt/gitlab/backups")
+BACKUP_CONFIG = STATE_DIR / "backup.json"  # what Omnibus renders into gitlab.yml
+REMOTE_DIR = STATE_DIR / "remote"  # the emulated cloud buckets
+PROMETHEUS_YML = Path("/var/opt/gitlab/prometheus/prometheus.yml")
+BACKUP_SUFFIX = "_gitlab_backup.tar"
 GIT_USER = "git"  # Omnibus' user for Rails (gitlab_rails['user'] default)
 
 
@@ -161,6 +205,20 @@ def reconfigure() -> int:
     for name, value in env.items():
         (ENV_DIR / name).write_text(str(value))
     STATE_DIR.mkdir(parents=True, exist_ok=True)
+    rb_text = GITLAB_RB.read_text()
+    try:
+        backup = parse_backup_settings(rb_text)
+        prometheus = parse_prometheus_settings(rb_text)
+    except ValueError as error:
+        return fail(f"gitlab.rb: {error}")
+    ensure_secrets_json()
+    BACKUP_DIR.mkdir(parents=True, exist_ok=True)
+    shutil.chown(BACKUP_DIR, GIT_USER, GIT_USER)
+    BACKUP_DIR.chmod(0o700)
+    BACKUP_CONFIG.write_text(json.dumps(backup))
+    if prometheus:
+        PROMETHEUS_YML.parent.mkdir(parents=True, exist_ok=True)
+        PROMETHEUS_YML.write_text(json.dumps(prometheus, indent=2) + "\n")
     WEB_CONFIG.write_text(
         json.dumps({"url": url, "host": host, "https": https, "cert": cert, "key": key})
     )
@@ -174,6 +232,8 @@ def gitlab_ctl(args: list[str]) -> int:
     command = args[0] if args else "status"
     if command == "reconfigure":
         return reconfigure()
+    if command == "hup" and args[1:] and args[1] != "nginx":
+        return 0  # only the web front end runs here
     if command in ("restart", "start", "hup") and WEB_CONFIG.exists():
         subprocess.run(["systemctl", "restart", WEB_UNIT], check=True)
         return 0
@@ -247,6 +307,7 @@ def personal_access_token() -> int:
         "scopes": ["api"],
         "expires_at": expires_at.isoformat(),
         "revoked": False,
+        "encrypted_with": secrets_fingerprint(),
     }
     STATE_DIR.mkdir(parents=True, exist_ok=True)
     TOKENS.write_text(json.dumps(tokens, indent=2))
@@ -284,6 +345,8 @@ def gitlab_rails(args: list[str]) -> int:
         code = script
     if "personal_access_tokens" in code:
         return personal_access_token()
+    if "directory.files.create" in code:
+        return upload_file(rest[1:])
     return 0
 
 
@@ -294,6 +357,403 @@ def gitlab_rake(args: list[str]) -> int:
         if not Path(license_file).is_file():
             return fail(f"License file not found: {license_file}")
         print("License Added:")
+    if args and args[0] == "gitlab:doctor:secrets":
+        return doctor_secrets()
+    return 0
+
+
+# --- Ruby literals of gitlab.rb (strings, numbers, true/false/nil, arrays, hashes) ----------
+
+_RUBY_TOKEN = re.compile(
+    r"\s*(?:(?P<str>'(?:[^'\\]|\\.)*')|(?P<num>-?\d+(?:\.\d+)?)|(?P<word>true|false|nil)"
+    r"|(?P<arrow>=>)|(?P<punct>[\[\]{},:]))"
+)
+
+
+def parse_ruby_literal(text: str) -> object:
+    """The value of a Ruby literal as Omnibus' gitlab.rb settings use them; ValueError else."""
+    tokens: list[tuple[str, str]] = []
+    pos = 0
+    while pos < len(text):
+        if text[pos:].strip() == "":
+            break
+        match = _RUBY_TOKEN.match(text, pos)
+        if not match:
+            raise ValueError(f"cannot read Ruby near {text[pos : pos + 40]!r}")
+        kind = match.lastgroup or ""
+        tokens.append((kind, match.group(kind)))
+        pos = match.end()
+    value, end = _ruby_value(tokens, 0)
+    if end != len(tokens):
+        raise ValueError("unexpected text after a Ruby value")
+    return value
+
+
+def _ruby_value(tokens: list[tuple[str, str]], i: int) -> tuple[object, int]:
+    if i >= len(tokens):
+        raise ValueError("a Ruby value is missing")
+    kind, text = tokens[i]
+    if kind == "str":
+        return re.sub(r"\\(.)", r"\1", text[1:-1]), i + 1
+    if kind == "num":
+        return (float(text) if "." in text else int(text)), i + 1
+    if kind == "word":
+        return {"true": True, "false": False, "nil": None}[text], i + 1
+    if text == "[":
+        items: list[object] = []
+        i += 1
+        while tokens[i][1] != "]":
+            item, i = _ruby_value(tokens, i)
+            items.append(item)
+            if tokens[i][1] == ",":
+                i += 1
+            elif tokens[i][1] != "]":
+                raise ValueError("expected , or ] in a Ruby array")
+        return items, i + 1
+    if text == "{":
+        result: dict[str, object] = {}
+        i += 1
+        while tokens[i][1] != "}":
+            key, i = _ruby_value(tokens, i)
+            if tokens[i][0] != "arrow":
+                raise ValueError("expected => in a Ruby hash")
+            result[str(key)], i = _ruby_value(tokens, i + 1)
+            if tokens[i][1] == ",":
+                i += 1
+            elif tokens[i][1] != "}":
+                raise ValueError("expected , or } in a Ruby hash")
+        return result, i + 1
+    raise ValueError(f"unexpected {text!r} in Ruby")
+
+
+def rb_assignment(text: str, key: str, section: str = "gitlab_rails") -> object:
+    """The value assigned to section['key'] in gitlab.rb (None when absent)."""
+    text = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+    match = re.search(rf"^\s*{section}\['{re.escape(key)}'\]\s*=\s*", text, re.MULTILINE)
+    if not match:
+        return None
+    rest = text[match.end() :]
+    # The value ends where its brackets close, or at the end of the line for a scalar.
+    depth, end, quoted = 0, len(rest), False
+    for index, char in enumerate(rest):
+        if quoted:
+            if char == "\\":
+                continue
+            quoted = char != "'" or rest[index - 1] == "\\"
+            continue
+        if char == "'":
+            quoted = True
+        elif char in "[{":
+            depth += 1
+        elif char in "]}":
+            depth -= 1
+            if depth == 0:
+                end = index + 1
+                break
+        elif char == "\n" and depth == 0:
+            end = index
+            break
+    return parse_ruby_literal(rest[:end])
+
+
+def parse_backup_settings(text: str) -> dict[str, object]:
+    keep = rb_assignment(text, "backup_keep_time")
+    connection = rb_assignment(text, "backup_upload_connection")
+    directory = rb_assignment(text, "backup_upload_remote_directory")
+    options = rb_assignment(text, "backup_upload_storage_options")
+    if connection is not None and not isinstance(connection, dict):
+        raise ValueError("backup_upload_connection is not a hash")
+    return {
+        "keep_time": int(keep) if isinstance(keep, int) else 0,
+        "connection": connection,
+        "remote_directory": directory,
+        "storage_options": options,
+    }
+
+
+def parse_prometheus_settings(text: str) -> dict[str, object]:
+    scrape = rb_assignment(text, "scrape_configs", "prometheus")
+    rules = rb_assignment(text, "rules_files", "prometheus")
+    if scrape is None and rules is None:
+        return {}
+    if not isinstance(scrape, list) or not all(isinstance(job, dict) for job in scrape):
+        raise ValueError("prometheus['scrape_configs'] is not an array of hashes")
+    if rules is not None and not isinstance(rules, list):
+        raise ValueError("prometheus['rules_files'] is not an array")
+    default_rules = ["/var/opt/gitlab/prometheus/rules/*.rules"]
+    return {
+        "global": {"scrape_interval": "15s"},
+        "rule_files": rules if rules is not None else default_rules,
+        "scrape_configs": scrape,
+    }
+
+
+# --- secrets, backup and restore --------------------------------------------------------------
+
+
+def ensure_secrets_json() -> None:
+    if SECRETS_JSON.exists():
+        return
+    content = {"gitlab_rails": {"db_key_base": secrets.token_hex(64)}}
+    fd = os.open(SECRETS_JSON, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(json.dumps(content, indent=2) + "\n")
+
+
+def secrets_fingerprint() -> str:
+    """Which db_key_base the "encrypted columns" are written under (sha256 prefix)."""
+    try:
+        key = json.loads(SECRETS_JSON.read_text())["gitlab_rails"]["db_key_base"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "none"
+    return hashlib.sha256(str(key).encode()).hexdigest()[:16]
+
+
+def _installed_version() -> str:
+    """19.4.1-ee.0 -> 19.4.1-ee, as GitLab names its backups."""
+    out = subprocess.run(
+        ["dpkg-query", "--show", "--showformat=${Version}", "gitlab-ee"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    return out.rsplit(".", 1)[0] if out.endswith(".0") else out
+
+
+def _backup_settings() -> dict[str, object]:
+    if not BACKUP_CONFIG.exists():
+        return {"keep_time": 0, "connection": None, "remote_directory": None}
+    settings: dict[str, object] = json.loads(BACKUP_CONFIG.read_text())
+    return settings
+
+
+def remote_directory(settings: dict[str, object]) -> Path:
+    """Where an upload lands: Fog Local's folder, or the emulated bucket of AWS or Google."""
+    connection = settings["connection"]
+    assert isinstance(connection, dict)
+    provider = str(connection.get("provider", "")).lower()
+    directory = str(settings.get("remote_directory") or "")
+    if not directory:
+        raise ValueError("backup_upload_remote_directory is not set")
+    if provider == "local":
+        return Path(str(connection["local_root"])) / directory
+    if provider == "aws":
+        if "aws_access_key_id" in connection or not connection.get("use_iam_profile"):
+            raise ValueError("stand-in: only the instance profile (use_iam_profile) is emulated")
+        return REMOTE_DIR / "aws" / directory
+    if provider == "google":
+        static = (
+            "google_json_key_location",
+            "google_json_key_string",
+            "google_storage_access_key_id",
+        )
+        if any(key in connection for key in static) or not connection.get(
+            "google_application_default"
+        ):
+            raise ValueError(
+                "stand-in: only the VM's service account (google_application_default) is emulated"
+            )
+        return REMOTE_DIR / "google" / directory
+    raise ValueError(f"stand-in: provider {provider!r} is not emulated")
+
+
+def _upload(settings: dict[str, object], source: Path, key: str) -> Path:
+    target = remote_directory(settings) / key
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, target)
+    return target
+
+
+def _options(args: list[str]) -> dict[str, str]:
+    return dict(arg.split("=", 1) for arg in args if "=" in arg)
+
+
+def backup_create(args: list[str]) -> int:
+    options = _options(args)
+    quiet = options.get("CRON") == "1"
+    skip = {s for s in options.get("SKIP", "").split(",") if s}
+
+    def progress(message: str) -> None:
+        if not quiet:
+            stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S UTC")
+            print(f"{stamp} -- {message}", flush=True)
+
+    if os.geteuid() != 0:
+        return fail("gitlab-backup: run as root (it runs the backup as the git user)")
+    settings = _backup_settings()
+    now = datetime.datetime.now(datetime.UTC)
+    version = _installed_version()
+    backup_id = options.get("BACKUP") or f"{int(now.timestamp())}_{now:%Y_%m_%d}_{version}"
+    archive = BACKUP_DIR / f"{backup_id}{BACKUP_SUFFIX}"
+    BACKUP_DIR.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="standin-backup-") as tmp:
+        work = Path(tmp)
+        if "db" in skip:
+            progress("Dumping database ... [SKIPPED]")
+        else:
+            progress("Dumping database ... ")
+            (work / "db").mkdir()
+            (work / "db" / "tokens.json").write_text(
+                TOKENS.read_text() if TOKENS.exists() else "{}"
+            )
+            progress("Dumping database ... done")
+        for part in (
+            "repositories",
+            "uploads",
+            "builds",
+            "artifacts",
+            "pages",
+            "lfs",
+            "terraform_state",
+            "registry",
+            "packages",
+            "ci_secure_files",
+            "external_diffs",
+        ):
+            progress(f"Dumping {part} ... " + ("[SKIPPED]" if part in skip else "done"))
+        info = {
+            "backup_id": backup_id,
+            "gitlab_version": version,
+            "backup_created_at": now.isoformat(),
+            "skipped": ",".join(sorted(skip)),
+            "strategy": options.get("STRATEGY", "stream"),
+        }
+        (work / "backup_information.yml").write_text(
+            "".join(f":{key}: {value}\n" for key, value in info.items())
+        )
+        if "tar" in skip:
+            progress("Creating backup archive ... [SKIPPED]")
+            return 0
+        progress(f"Creating backup archive: {archive.name} ... ")
+        with tarfile.open(archive, "w") as tar:
+            for path in sorted(work.rglob("*")):
+                tar.add(path, arcname=str(path.relative_to(work)), recursive=False)
+    shutil.chown(archive, GIT_USER, GIT_USER)
+    archive.chmod(0o600)
+    progress(f"Creating backup archive: {archive.name} ... done")
+    keep = int(str(settings.get("keep_time") or 0))
+    if keep > 0:
+        removed = 0
+        for old in BACKUP_DIR.glob(f"*{BACKUP_SUFFIX}"):
+            if old != archive and old.stat().st_mtime < time.time() - keep:
+                old.unlink()
+                removed += 1
+        progress(f"Deleting old backups ... done. ({removed} removed)")
+    else:
+        progress("Deleting old backups ... [SKIPPED]")
+    directory = settings.get("remote_directory")
+    if not settings.get("connection") or "remote" in skip:
+        progress(f"Uploading backup archive to remote storage {directory or ''} ... [SKIPPED]")
+    else:
+        progress(f"Uploading backup archive to remote storage {directory} ... ")
+        try:
+            key = (
+                f"{options['DIRECTORY']}/{archive.name}"
+                if options.get("DIRECTORY")
+                else archive.name
+            )
+            _upload(settings, archive, key)
+        except (ValueError, OSError) as error:
+            return fail(f"Uploading backup to {directory} failed: {error}")
+        progress(f"Uploading backup archive to remote storage {directory} ... done")
+    progress("Backup " + backup_id + " is done.")
+    return 0
+
+
+def backup_restore(args: list[str]) -> int:
+    options = _options(args)
+    if os.geteuid() != 0:
+        return fail("gitlab-backup: run as root")
+    backup_id = options.get("BACKUP", "")
+    archives = sorted(BACKUP_DIR.glob(f"*{BACKUP_SUFFIX}"))
+    if not backup_id:
+        if len(archives) != 1:
+            return fail(
+                "Found more than one backup: please specify which one you want to restore: "
+                "BACKUP=<id>"
+            )
+        backup_id = archives[0].name.removesuffix(BACKUP_SUFFIX)
+    archive = BACKUP_DIR / f"{backup_id}{BACKUP_SUFFIX}"
+    if not archive.is_file():
+        return fail(f"The backup file {archive.name} does not exist!")
+    print("Unpacking backup ... ", flush=True)
+    with tempfile.TemporaryDirectory(prefix="standin-restore-") as tmp:
+        with tarfile.open(archive) as tar:
+            # The "data" filter where Python has it (Debian 12's 3.11.2 has not).
+            if hasattr(tarfile, "data_filter"):
+                tar.extractall(tmp, filter="data")
+            else:
+                tar.extractall(tmp)  # noqa: S202 - the stand-in's own archive
+        info = {}
+        for line in (Path(tmp) / "backup_information.yml").read_text().splitlines():
+            key, _, value = line.partition(": ")
+            info[key.lstrip(":")] = value
+        version = _installed_version()
+        if info.get("gitlab_version") != version:
+            wanted = info.get("gitlab_version")
+            return fail(
+                f"GitLab version mismatch:\n  Your current GitLab version ({version}) differs "
+                f"from the GitLab version in the backup ({wanted}).\n  Please switch to the "
+                f"following version and try again:\n  version: {wanted}"
+            )
+        if options.get("force") != "yes":
+            print(
+                "This will overwrite the database. Do you want to continue (yes/no)? ",
+                end="",
+                flush=True,
+            )
+            if sys.stdin.readline().strip() != "yes":
+                return fail("Quitting...")
+        dump = Path(tmp) / "db" / "tokens.json"
+        if dump.is_file():
+            print("Restoring database ... ", flush=True)
+            STATE_DIR.mkdir(parents=True, exist_ok=True)
+            TOKENS.write_text(dump.read_text())
+            print("Restoring database ... done", flush=True)
+    print("Restore task is done.")
+    print(
+        "Warning: Your gitlab.rb and gitlab-secrets.json files contain sensitive data\n"
+        "and are not included in this backup. You will need to restore these files manually."
+    )
+    return 0
+
+
+def gitlab_backup(args: list[str]) -> int:
+    record("gitlab-backup", args)
+    command = args[0] if args else ""
+    if command == "create":
+        return backup_create(args[1:])
+    if command == "restore":
+        return backup_restore(args[1:])
+    return fail("Usage: gitlab-backup create|restore [OPTIONS]")
+
+
+def doctor_secrets() -> int:
+    current = secrets_fingerprint()
+    rows = _load_tokens().values()
+    failures = sum(1 for row in rows if row.get("encrypted_with") != current)
+    print("Checking encrypted values in the database")
+    print(f"- PersonalAccessToken failures: {failures}")
+    print(f"Total: {failures} row(s) affected")
+    print("Done!")
+    return 0
+
+
+def upload_file(args: list[str]) -> int:
+    """The role's upload_backup_file.rb: FILE KEY, with the backup upload settings."""
+    if len(args) < 2:
+        return fail("usage: upload_backup_file.rb FILE KEY")
+    source, key = args[-2], args[-1]
+    settings = _backup_settings()
+    if not settings.get("connection"):
+        return fail("gitlab.rb has no backup_upload_connection (RuntimeError)")
+    if not _git_can("-r", source):
+        return fail(f"Permission denied @ rb_sysopen - {source} (Errno::EACCES)")
+    try:
+        _upload(settings, Path(source), key)
+    except (ValueError, OSError) as error:
+        return fail(f"uploading {key} failed: {error}")
+    print(json.dumps({"status": "uploaded", "directory": settings["remote_directory"], "key": key}))
     return 0
 
 
@@ -357,7 +817,12 @@ def serve() -> int:
     return 0
 
 
-COMMANDS = {"gitlab-ctl": gitlab_ctl, "gitlab-rails": gitlab_rails, "gitlab-rake": gitlab_rake}
+COMMANDS = {
+    "gitlab-ctl": gitlab_ctl,
+    "gitlab-rails": gitlab_rails,
+    "gitlab-rake": gitlab_rake,
+    "gitlab-backup": gitlab_backup,
+}
 
 if __name__ == "__main__":
     if sys.argv[1] == "serve":
