@@ -355,12 +355,26 @@ def test_the_real_run_is_a_resumable_pipeline(
     assert not folder.state_file.exists()  # the deploy's own record is left alone
     # GitLab reached 18.11 meanwhile: the re-run resumes the recorded plan where it stopped.
     double.instance.version = "18.11.3-ee"
+    dry = UpgradeOptions(
+        "19.0.0",
+        "lab",
+        tmp_path / ".deploy",
+        dry_run=True,
+        gitlab_url=double.url,
+        registry_url=registry.url,
+    )
+    shown: list[str] = []
+    assert upgrade_main(dry, shown.append, steps_for=steps_for) == 0  # type: ignore[arg-type]
+    assert "A run resumes the recorded upgrade to 19.0.0" in shown[1]
+    assert ran == ["hop1-18.11.x-a", "hop1-18.11.x-gitlab", "hop2-19.0.0-a"]  # nothing ran
     fail.clear()
     ran.clear()
     out.clear()
     assert upgrade_main(options, out.append, steps_for=steps_for) == 0  # type: ignore[arg-type]
     assert ran == ["hop2-19.0.0-gitlab"]
     assert any("Resuming the recorded upgrade to 19.0.0" in line for line in out)
+    plan_text = "\n".join(out)
+    assert "1. GitLab 18.11.x   required stop" in plan_text  # the recorded plan, shown again
     assert "Upgrade complete: GitLab 19.0.0 (lab)." in folder.log_file.read_text()
 
 

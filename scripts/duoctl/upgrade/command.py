@@ -195,11 +195,14 @@ def main(
         api = api_access(options, folder)
         current = read_version(api)
         out(f"{folder.name}: GitLab {current} is running ({api.url})")
-        recorded = None if options.dry_run else _recorded_plan(folder, target)
+        recorded = _recorded_plan(folder, target)
         the_plan: planner.Plan | None = None
         if recorded is not None:
             hops = recorded
-            out(f"Resuming the recorded upgrade to {target} ({folder.state_file}).")
+            verb = "A run resumes" if options.dry_run else "Resuming"
+            out(f"{verb} the recorded upgrade to {target} ({folder.state_file}).")
+            source = f"the record of the unfinished upgrade, {folder.state_file.name}"
+            the_plan = planner.Plan(current, target, tuple(hops), (), source)
         else:
             try:
                 the_plan = planner.plan(current, target, stops, options.all_stops)
