@@ -112,4 +112,5 @@ def test_report_table() -> None:
     assert "active developers at 7 requests/s per 1,000" in text
     assert "first request: 0.25 s against a steady median of 0.20 s (warm)" in text
     assert "timeout:3" in text and "stopped before 32" in text
+    assert "; at 8: p95 1.60 s is over the 1.5 s target" in text
     assert "recommendations (not applied):" in text

@@ -10,6 +10,7 @@ from duoctl.bench.stats import (
     first_request,
     knee,
     level_result,
+    miss,
     percentile,
 )
 
@@ -118,3 +119,9 @@ def test_first_request_against_the_steady_median() -> None:
     assert warm.warm is True
     failed = first_request(Sample(0, 0.0, None, error="timeout"), levels)
     assert failed.warm is None and failed.error == "timeout"
+
+
+def test_why_a_level_misses() -> None:
+    assert miss(level(1, 0.5), 1.5) == ""
+    assert miss(level(2, 2.0), 1.5) == "p95 2.00 s is over the 1.5 s target"
+    assert miss(level(4, 0.5, errors=2), 1.5) == "2 of 100 requests failed (timeout 2)"

@@ -35,10 +35,21 @@ def draw(run: BenchRun, file: Path) -> Path:
         left.set_ylabel("seconds")
         left.legend(loc="upper left", fontsize="small")
         right = fig.add_subplot(rows, 2, 2 * i + 2)
-        right.plot(x, [r.requests_per_s for r in levels], marker="o", color="tab:blue")
+        right.plot(
+            x, [r.requests_per_s for r in levels], marker="o", color="tab:blue", label="requests/s"
+        )
         right.set_ylabel("requests/s", color="tab:blue")
         tokens = right.twinx()
-        tokens.plot(x, [r.tokens_per_s_total for r in levels], marker="s", color="tab:orange")
+        tokens.plot(
+            x,
+            [r.tokens_per_s_total for r in levels],
+            marker="s",
+            linestyle="--",
+            color="tab:orange",
+            label="output tokens/s",
+        )
+        handles = right.get_legend_handles_labels()[0] + tokens.get_legend_handles_labels()[0]
+        right.legend(handles=handles, loc="upper left", fontsize="small")
         tokens.set_ylabel("output tokens/s", color="tab:orange")
         right.set_title(f"{TITLES.get(p.path, p.path)}: throughput")
         right.set_xlabel("concurrent requests")

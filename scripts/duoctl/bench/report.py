@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from duoctl.bench.results import BenchRun, PathResult
-from duoctl.bench.stats import LevelResult
+from duoctl.bench.stats import LevelResult, miss
 
 TITLES = {"gitlab": "the user's path: GitLab code completions", "model": "the model alone"}
 HEADER = (
@@ -32,13 +32,15 @@ def row(result: LevelResult) -> str:
 
 
 def knee_text(p: PathResult) -> str:
+    first_miss = next((r for r in p.levels if miss(r, p.target_p95)), None)
+    after = f"; at {first_miss.level}: {miss(first_miss, p.target_p95)}" if first_miss else ""
     if p.knee is None:
-        return f"knee: none, even one request at a time misses p95 <= {p.target_p95:g} s (or fails)"
+        return f"knee: none{after}"
     k = p.knee
     return (
         f"knee: {k.level} concurrent requests (p95 {k.latency_p95:.2f} s <= "
         f"{p.target_p95:g} s, {k.requests_per_s:.1f} requests/s): about {k.developers:,} "
-        "active developers at 7 requests/s per 1,000"
+        f"active developers at 7 requests/s per 1,000{after}"
     )
 
 

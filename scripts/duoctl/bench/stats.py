@@ -117,6 +117,16 @@ def holds(result: LevelResult, target_p95: float) -> bool:
     return within and result.errors_total <= MAX_ERROR_RATE_AT_KNEE * result.requests
 
 
+def miss(result: LevelResult, target_p95: float) -> str:
+    """Why a level does not hold ('' when it does)."""
+    if holds(result, target_p95):
+        return ""
+    if result.errors_total > MAX_ERROR_RATE_AT_KNEE * result.requests or not result.ok:
+        kinds = ", ".join(f"{kind} {n}" for kind, n in result.errors.items())
+        return f"{result.errors_total} of {result.requests} requests failed ({kinds})"
+    return f"p95 {result.latency_p95:.2f} s is over the {target_p95:g} s target"
+
+
 def knee(levels: Sequence[LevelResult], target_p95: float) -> Knee | None:
     """The last level of the ramp, in order, before the first one that does not hold."""
     best: LevelResult | None = None
