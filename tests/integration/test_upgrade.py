@@ -225,13 +225,13 @@ def context(folder: DeploymentFolder) -> Context:
 def test_migrations_step_waits_until_finished(tmp_path: Path, double: GitLabDouble) -> None:
     folder = make_deployment(tmp_path)
     double.migrations["main"] = [migration(1, "finalized", progress=100), migration(2, "active")]
-    double.migrations_finish_after = 3
+    double.migrations_finish_after = 5  # listings: main and ci each poll
     naps: list[float] = []
     api = ApiAccess(double.url, folder.admin_token_file, str(folder.ca_file))
     MigrationsStep("m", api, poll=7, sleep=naps.append).run(context(folder))
     assert naps == [7, 7]
     listed = [e for e in double.log if e.path.endswith("batched_background_migrations")]
-    assert len(listed) == 3
+    assert len(listed) == 6
     log = folder.log_file.read_text()
     assert "1 batched background migration(s) running: BackfillExample on events (active, 50%)" in (
         log
@@ -503,3 +503,13 @@ def test_a_failed_duoctl_backup_stops_the_hop(tmp_path: Path) -> None:
 
     with pytest.raises(StepFailed, match="disk full"):
         BackupStep("b", AdHoc(executable="/nonexistent"), backup=backup).run(context(folder))
+
+
+def test_the_ci_database_counts_when_gitlab_has_one(tmp_path: Path, double: GitLabDouble) -> None:
+    folder = make_deployment(tmp_path)
+    api = ApiAccess(double.url, folder.admin_token_file, str(folder.ca_file))
+    double.migrations["ci"] = [migration(5, "failed", job="BackfillCiThing")]
+    with pytest.raises(StepFailed, match="BackfillCiThing"):
+        MigrationsStep("m", api, sleep=lambda _: None).run(context(folder))
+    del double.migrations["ci"]  # a single database: GitLab refuses database=ci (400)
+    MigrationsStep("m", api, sleep=lambda _: None).run(context(folder))

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from gitlab import exceptions as gl_exceptions
+
 from duoctl.errors import EXIT_FAILED, DuoctlError
 from duoctl.gitlab_api import GitLabClient, GitLabError
 from duoctl.upgrade.planner import Version
@@ -48,13 +50,23 @@ def running_version(client: GitLabClient) -> Version:
         raise DuoctlError(exc.message, "upgrade a GitLab release build only", EXIT_FAILED) from None
 
 
-def migrations(client: GitLabClient, database: str = "main") -> list[Migration]:
-    """The last batched background migrations of a database (GitLab lists 20)."""
+def migrations(
+    client: GitLabClient, database: str = "main", optional: bool = False
+) -> list[Migration]:
+    """The last batched background migrations of a database (GitLab lists 20). `optional`: a
+    database the instance does not have (400/404, e.g. `ci` without a decomposed database)
+    has none."""
     path = "/admin/batched_background_migrations"
-    data: Any = client._rest_call(
-        "listing the batched background migrations",
-        lambda: client._rest.http_get(path, query_data={"database": database}),
-    )
+
+    def call() -> Any:
+        try:
+            return client._rest.http_get(path, query_data={"database": database})
+        except gl_exceptions.GitlabHttpError as exc:
+            if optional and exc.response_code in (400, 404):
+                return []
+            raise
+
+    data: Any = client._rest_call(f"listing the batched background migrations ({database})", call)
     if not isinstance(data, list):
         raise GitLabError(f"GET {path} answered {type(data).__name__}, not a list")
     return [
@@ -68,6 +80,11 @@ def migrations(client: GitLabClient, database: str = "main") -> list[Migration]:
         for item in data
         if isinstance(item, dict)
     ]
+
+
+def all_migrations(client: GitLabClient) -> list[Migration]:
+    """Those of the main database and, when GitLab has one, of the separate ci database."""
+    return migrations(client) + migrations(client, "ci", optional=True)
 
 
 def unfinished(found: list[Migration]) -> list[Migration]:

@@ -126,7 +126,7 @@ class MigrationsStep:
         try:
             while True:
                 try:
-                    pending = gitlab.unfinished(gitlab.migrations(client))
+                    pending = gitlab.unfinished(gitlab.all_migrations(client))
                     errors = 0
                 except GitLabError as exc:
                     errors += 1
