@@ -295,7 +295,7 @@ def test_a_hop_backs_up_then_runs_the_roles_at_the_resolved_version(
     hop = Hop(Version(18, 11, 0), latest_patch=True)
     BackupStep("b", adhoc, backup=None).run(ctx)
     GitLabStep("g", 1, hop, {"gitlab_tls_mode": "selfsigned"}, None, adhoc).run(ctx)
-    GatewayStep("a", 1, hop).run(ctx)
+    GatewayStep("a", 1, hop, {"gitlab_tls_mode": "selfsigned"}).run(ctx)
     calls = [json.loads(line) for line in record.read_text().splitlines()]
     assert [c[c.index("-a") + 1] for c in calls if "-a" in c] == [
         "gitlab-backup create STRATEGY=copy",
@@ -309,7 +309,9 @@ def test_a_hop_backs_up_then_runs_the_roles_at_the_resolved_version(
     assert extra["duo_gitlab_version"] == "18.11.3"
     assert extra["gitlab_tls_mode"] == "selfsigned"  # the deploy's own vars, unchanged
     assert gateway_run[0].endswith("ansible/playbooks/ai_gateway.yml")
-    assert json.loads(gateway_run[gateway_run.index("-e") + 1])["duo_gitlab_version"] == "18.11.3"
+    gateway_extra = json.loads(gateway_run[gateway_run.index("-e") + 1])
+    assert gateway_extra["duo_gitlab_version"] == "18.11.3"
+    assert gateway_extra["gitlab_tls_mode"] == "selfsigned"  # the gateway keeps trusting the CA
     assert ctx.data["upgrade_resolved"] == {"1": "18.11.3"}
 
 

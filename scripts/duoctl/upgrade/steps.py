@@ -286,12 +286,15 @@ class GatewayStep:
     name: str
     index: int
     hop: Hop
+    # The deploy's own extra vars: gitlab_tls_mode decides whether the gateway trusts a
+    # private CA (group_vars: duo_gitlab_private_ca).
+    extra_vars: dict[str, Any] = field(default_factory=dict)
     private_key: str | None = None
     playbook: str = "ansible/playbooks/ai_gateway.yml"
 
     def run(self, ctx: Context) -> None:
         version = hop_version(ctx, self.index, self.hop)
-        extra = {"duo_gitlab_version": version}
+        extra = {**self.extra_vars, "duo_gitlab_version": version}
         PlaybookStep(self.name, self.playbook, extra_vars=extra, private_key=self.private_key).run(
             ctx
         )
@@ -315,7 +318,7 @@ def hop_steps(
         BackupStep(named("backup"), adhoc, private_key=private_key),
         GitLabStep(named("gitlab"), index, hop, dict(site_vars or {}), private_key, adhoc),
         MigrationsStep(named("settle"), api),
-        GatewayStep(named("gateway"), index, hop, private_key),
+        GatewayStep(named("gateway"), index, hop, dict(site_vars or {}), private_key),
         DuoStep(gitlab_url=api.url, ca_file=api.ca_file, name=named("duo")),
         VerifyStep(
             private_key=private_key, gitlab_url=api.url, ca_file=api.ca_file, name=named("verify")
