@@ -66,12 +66,20 @@ def test_each_level_stops_at_its_time_limit() -> None:
 
 
 def test_requests_in_flight_end_within_the_timeout() -> None:
-    ramp = Ramp(levels=(4,), requests=100, level_seconds=0.2, timeout=0.3)
+    ramp = Ramp(levels=(4,), requests=100, level_seconds=0.2, timeout=0.3, first_timeout=0.3)
     started = time.monotonic()
     done = run(ramp, delay=5.0)  # the server never answers in time
     assert time.monotonic() - started < 2.0
     assert done.first.error == "timeout"
     assert done.levels[0].errors == {"timeout": 4}
+
+
+def test_the_first_request_may_take_longer() -> None:
+    """A cold model is timed, not cut off; the ramp's requests keep their own timeout."""
+    ramp = Ramp(levels=(2,), requests=2, level_seconds=5, timeout=0.1, first_timeout=2)
+    done = run(ramp, delay=0.3)
+    assert done.first.ok and done.first.latency is not None and done.first.latency >= 0.3
+    assert done.levels[0].errors == {"timeout": 2}
 
 
 def test_the_ramp_stops_past_the_knee() -> None:
@@ -96,8 +104,8 @@ def test_progress_reports_each_request_and_each_level_end() -> None:
     seen: list[Progress] = []
     run(Ramp(levels=(1, 2), requests=4, timeout=5), delay=0.0, progress=seen)
     finals = [p for p in seen if p.final]
-    assert [(p.level, p.done, p.total) for p in finals] == [(1, 4, 4), (2, 4, 4)]
-    assert len(seen) == 8 + 2
+    assert [(p.level, p.done, p.total) for p in finals] == [(0, 1, 1), (1, 4, 4), (2, 4, 4)]
+    assert len(seen) == 1 + 8 + 2
 
 
 def test_no_prompts_is_refused() -> None:

@@ -8,8 +8,8 @@ that; the ones in flight finish within the request timeout), so a level lasts at
 `level_seconds + timeout`. The ramp stops by itself after its last level, or earlier when a
 level is clearly past the knee (see `past_the_knee`).
 
-The first request of a path is sent alone before the ramp and kept apart (level 0): after a
-restart it shows whether the model was warmed up.
+The first request of a path is sent alone before the ramp, with a longer timeout, and kept
+apart (level 0): after a restart it shows whether the model was warmed up.
 """
 
 from __future__ import annotations
@@ -42,6 +42,9 @@ class Ramp:
     requests: int | None = None  # per level; None: max(40, 8 x the level)
     level_seconds: float = 60.0
     timeout: float = 30.0
+    # The first request may load the model (a cold start takes tens of seconds on a small
+    # GPU): it gets longer, so that it is timed rather than cut off.
+    first_timeout: float = 180.0
 
     def requests_at(self, level: int) -> int:
         if self.requests is not None:
@@ -171,7 +174,11 @@ async def run_path(
             await stack.enter_async_context(client_for(base_url, ramp.timeout, context, transport))
             for _ in range(max(ramp.levels))
         ]
-        first = await call(clients[0], path, next(cycle), 0, origin, ramp.timeout, clock)
+        wait = max(ramp.timeout, ramp.first_timeout)
+        first = await call(clients[0], path, next(cycle), 0, origin, wait, clock)
+        if progress is not None:
+            errors = 0 if first.ok else 1
+            progress(Progress(path.name, 0, 1, 1, errors, clock() - origin, final=True))
         for index, level in enumerate(ramp.levels):
             started = clock()
             state = _Level(level, ramp.requests_at(level), started, started + ramp.level_seconds)

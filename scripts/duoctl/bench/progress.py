@@ -25,8 +25,9 @@ class ProgressLine:
             return
         self._last = now
         errors = f", {p.errors} errors" if p.errors else ""
+        where = f"concurrency {p.level}" if p.level else "first request"
         text = (
-            f"bench {NAMES.get(p.path, p.path)}: concurrency {p.level}, "
+            f"bench {NAMES.get(p.path, p.path)}: {where}, "
             f"{p.done}/{p.total} requests{errors}, {p.elapsed:.0f} s"
         )
         if self.tty:

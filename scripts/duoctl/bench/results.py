@@ -14,7 +14,7 @@ the JSON Schema is bench/schema.json):
     serving           "ollama" | "vllm"
     model             the model's name on its server, or null
     ramp              {levels: [int], requests: int | null (null: max(40, 8 x level)),
-                       level_seconds, timeout}
+                       level_seconds, timeout, first_timeout}
     paths             one per benchmarked path:
       path            "gitlab" (the user's path) | "model" (the model alone)
       url             the URL benchmarked (the model: its private endpoint, reached by tunnel)
@@ -58,6 +58,7 @@ class RampSettings:
     requests: int | None
     level_seconds: float
     timeout: float
+    first_timeout: float = 180.0
 
 
 @dataclass(frozen=True)
