@@ -47,12 +47,16 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
         _connects.append(args[1])
 
 
-sys.addaudithook(_audit)
+_hooked: list[bool] = []
 
 
 @contextlib.contextmanager
 def connections() -> Iterator[list[tuple[str, int]]]:
-    """The (host, port) of every socket.connect in the block."""
+    """The (host, port) of every socket.connect in the block (an audit hook cannot be
+    removed: it is added on first use and records only inside this block)."""
+    if not _hooked:
+        sys.addaudithook(_audit)
+        _hooked.append(True)
     seen: list[tuple[str, int]] = []
     _connects.clear()
     _recording.set()
