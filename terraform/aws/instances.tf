@@ -31,7 +31,7 @@ resource "aws_key_pair" "admin" {
 
 resource "aws_instance" "vm" {
   #checkov:skip=CKV_AWS_126:Basic five-minute CloudWatch metrics suffice for three VMs; detailed monitoring is billed per instance.
-  #checkov:skip=CKV2_AWS_41:Only the AI gateway calls an AWS API (Bedrock, when bedrock_models is set) and gets an instance profile then; GitLab and the model server call none, so a role would only hand out credentials nobody uses.
+  #checkov:skip=CKV2_AWS_41:The GitLab VM always has an instance profile (its backup bucket) and the AI gateway one when bedrock_models is set; the model server calls no AWS API, so a role there would only hand out credentials nobody uses.
   for_each = local.vms
 
   ami                    = data.aws_ami.ubuntu.id
@@ -40,7 +40,12 @@ resource "aws_instance" "vm" {
   vpc_security_group_ids = [each.value.sg_id]
   key_name               = aws_key_pair.admin.key_name
   ebs_optimized          = true
-  iam_instance_profile   = each.key == "ai_gateway" && local.bedrock_enabled ? aws_iam_instance_profile.gateway[0].name : null
+  # GitLab writes its backups (backup.tf); the AI gateway invokes Bedrock when bedrock_models
+  # is set (bedrock.tf); the model server calls no AWS API and gets no role.
+  iam_instance_profile = lookup({
+    gitlab     = aws_iam_instance_profile.gitlab.name
+    ai_gateway = local.bedrock_enabled ? aws_iam_instance_profile.gateway[0].name : null
+  }, each.key, null)
   # No automatic public IP: the subnets do not map one, and GitLab's public
   # address is its Elastic IP. (Setting associate_public_ip_address = false
   # here would make every plan replace the GitLab VM once the EIP is attached.)

@@ -19,8 +19,17 @@ locals {
       gateway_ssh  = { role = "ai_gateway", port = 22, cidr = null, from_role = "gitlab", description = "SSH through the GitLab VM (jump host)" }
       ollama_api   = { role = "ollama", port = local.model_port, cidr = null, from_role = "ai_gateway", description = "Ollama API from the AI gateway" }
       ollama_ssh   = { role = "ollama", port = 22, cidr = null, from_role = "gitlab", description = "SSH through the GitLab VM (jump host)" }
+      # GitLab's bundled Prometheus scrapes the private VMs.
+      gateway_node_exporter = { role = "ai_gateway", port = var.metrics_ports.node_exporter, cidr = null, from_role = "gitlab", description = "Node exporter, scraped by GitLab's Prometheus" }
+      gateway_metrics       = { role = "ai_gateway", port = var.metrics_ports.gateway, cidr = null, from_role = "gitlab", description = "AI gateway metrics, scraped by GitLab's Prometheus" }
+      ollama_node_exporter  = { role = "ollama", port = var.metrics_ports.node_exporter, cidr = null, from_role = "gitlab", description = "Node exporter, scraped by GitLab's Prometheus" }
+      ollama_metrics        = { role = "ollama", port = local.model_port, cidr = null, from_role = "gitlab", description = "The model server (metrics or probe), scraped by GitLab's Prometheus" }
     },
   )
+
+  # One rule per group, port and source: AWS refuses a duplicate (a metrics port equal to a
+  # service port would make one).
+  ingress_signatures = [for r in values(local.ingress_rules) : "${r.role}:${r.port}:${coalesce(r.cidr, r.from_role)}"]
 
   # The mirror image of the group-to-group rules, plus the internet ports every VM needs.
   egress_rules = merge(
@@ -57,6 +66,13 @@ resource "aws_vpc_security_group_ingress_rule" "vm" {
   referenced_security_group_id = each.value.from_role == null ? null : aws_security_group.vm[each.value.from_role].id
 
   tags = { Name = "${var.prefix}-${replace(each.key, "_", "-")}", duo_role = each.value.role }
+
+  lifecycle {
+    precondition {
+      condition     = length(distinct(local.ingress_signatures)) == length(local.ingress_signatures)
+      error_message = "Two ingress rules open the same port of the same VM to the same source: make metrics_ports differ from each other and from gateway_port, gateway_grpc_port and the model server's port."
+    }
+  }
 }
 
 resource "aws_vpc_security_group_egress_rule" "vm" {

@@ -280,3 +280,91 @@ variable "bedrock_vpc_endpoint" {
   type        = bool
   default     = false
 }
+
+variable "backup_retention_days" {
+  description = "Days GitLab's backups are kept in the backup bucket before the lifecycle rule deletes them."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.backup_retention_days >= 1 && var.backup_retention_days <= 3650 && floor(var.backup_retention_days) == var.backup_retention_days
+    error_message = "backup_retention_days must be a whole number of days from 1 to 3650."
+  }
+}
+
+variable "backup_kms_key" {
+  description = "ARN of a KMS key for the backup bucket (SSE-KMS with a customer-managed key; the GitLab VM's role may use it for the bucket's objects); null keeps SSE-S3 (objects are encrypted either way)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.backup_kms_key == null || can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$", coalesce(var.backup_kms_key, "arn:aws:kms:r:000000000000:key/k")))
+    error_message = "backup_kms_key must be the ARN of a KMS key (arn:aws:kms:REGION:ACCOUNT:key/ID), or null."
+  }
+}
+
+variable "gpu_schedule" {
+  description = "Office hours of the GPU VM: cron expressions (minute hour day-of-month month day-of-week) for start and stop, and an IANA time zone, for example { start = \"0 8 * * 1-5\", stop = \"0 19 * * 1-5\", time_zone = \"Europe/Berlin\" }. EventBridge Scheduler runs them (schedule.tf converts them). null: the VM runs all the time."
+  type = object({
+    start     = string
+    stop      = string
+    time_zone = string
+  })
+  default = null
+
+  validation {
+    condition     = var.gpu_schedule == null || alltrue([for c in [try(var.gpu_schedule.start, ""), try(var.gpu_schedule.stop, "")] : length(split(" ", trimspace(c))) == 5])
+    error_message = "gpu_schedule.start and gpu_schedule.stop must be cron expressions with five fields, for example \"0 8 * * 1-5\"."
+  }
+
+  validation {
+    condition     = var.gpu_schedule == null || can(regex("^[A-Za-z_]+(/[A-Za-z0-9_+-]+)*$", try(var.gpu_schedule.time_zone, "")))
+    error_message = "gpu_schedule.time_zone must be an IANA time zone such as Europe/Berlin or UTC."
+  }
+
+  # What EventBridge can express: plain values, lists, ranges and */n steps; day-of-week as
+  # numbers 0-7 or names, without steps; never both a day-of-month and a day-of-week.
+  validation {
+    condition = var.gpu_schedule == null || alltrue([
+      for c in [try(var.gpu_schedule.start, ""), try(var.gpu_schedule.stop, "")] :
+      can(regex("^(\\*|\\*/[0-9]+|[0-9]+(-[0-9]+)?(/[0-9]+)?(,[0-9]+(-[0-9]+)?)*) (\\*|\\*/[0-9]+|[0-9]+(-[0-9]+)?(/[0-9]+)?(,[0-9]+(-[0-9]+)?)*) (\\*|\\*/[0-9]+|[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*) (\\*|\\*/[0-9]+|[0-9A-Za-z]+(-[0-9A-Za-z]+)?(,[0-9A-Za-z]+(-[0-9A-Za-z]+)?)*) (\\*|([0-7]|(?i:sun|mon|tue|wed|thu|fri|sat))(-([0-7]|(?i:sun|mon|tue|wed|thu|fri|sat)))?(,([0-7]|(?i:sun|mon|tue|wed|thu|fri|sat))(-([0-7]|(?i:sun|mon|tue|wed|thu|fri|sat)))?)*)$", join(" ", regexall("\\S+", c))))
+    ])
+    error_message = "gpu_schedule.start and gpu_schedule.stop must use numbers, lists (1,3), ranges (1-5) and */n steps only; days of the week as 0-7 or sun-sat, without steps. Example: \"0 8 * * 1-5\"."
+  }
+
+  validation {
+    condition = var.gpu_schedule == null || alltrue([
+      for c in [try(var.gpu_schedule.start, ""), try(var.gpu_schedule.stop, "")] :
+      try(regexall("\\S+", c)[2] == "*" || regexall("\\S+", c)[4] == "*", true)
+    ])
+    error_message = "gpu_schedule: give a day of the month or a day of the week, not both (EventBridge Scheduler cannot combine them; leave one of the two at *)."
+  }
+
+  validation {
+    condition = var.gpu_schedule == null || alltrue([
+      for c in [try(var.gpu_schedule.start, ""), try(var.gpu_schedule.stop, "")] :
+      alltrue([for r in try(regexall("[0-9A-Za-z]+-[0-9A-Za-z]+", regexall("\\S+", c)[4]), []) : (
+        try(tonumber(lookup({ sun = 0, mon = 1, tue = 2, wed = 3, thu = 4, fri = 5, sat = 6 }, lower(split("-", r)[0]), split("-", r)[0])), 0)
+        <= try(tonumber(lookup({ sun = 0, mon = 1, tue = 2, wed = 3, thu = 4, fri = 5, sat = 6 }, lower(split("-", r)[1]), split("-", r)[1])), 7)
+      )])
+    ])
+    error_message = "gpu_schedule: a day-of-week range must run forwards, for example 1-5 (Monday to Friday) or 5-7 (Friday to Sunday)."
+  }
+}
+
+variable "metrics_ports" {
+  description = "Ports GitLab's Prometheus scrapes on the private VMs: the node exporter and the AI gateway's metrics. The model server's metrics are on its own port."
+  type = object({
+    node_exporter = number
+    gateway       = number
+  })
+  default = {
+    node_exporter = 9100
+    gateway       = 8082
+  }
+
+  validation {
+    condition     = alltrue([for p in values(var.metrics_ports) : p >= 1024 && p <= 65535])
+    error_message = "metrics_ports must be unprivileged ports (1024-65535)."
+  }
+}

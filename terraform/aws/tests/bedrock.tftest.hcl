@@ -27,8 +27,8 @@ run "nothing_by_default" {
   }
 
   assert {
-    condition     = alltrue([for vm in aws_instance.vm : contains(["", null], vm.iam_instance_profile)])
-    error_message = "Without bedrock_models no VM may carry an instance profile."
+    condition     = alltrue([for role in ["ai_gateway", "ollama"] : contains(["", null], aws_instance.vm[role].iam_instance_profile)])
+    error_message = "Without bedrock_models only the GitLab VM (its backups) may carry an instance profile."
   }
 
   assert {
@@ -71,8 +71,8 @@ run "profile_and_plain_model" {
   }
 
   assert {
-    condition     = alltrue([for role in ["gitlab", "ollama"] : contains(["", null], aws_instance.vm[role].iam_instance_profile)])
-    error_message = "Only the AI gateway VM may carry an instance profile."
+    condition     = contains(["", null], aws_instance.vm["ollama"].iam_instance_profile) && aws_instance.vm["gitlab"].iam_instance_profile == aws_iam_instance_profile.gitlab.name
+    error_message = "The GitLab VM keeps its backup profile, the model server has none."
   }
 
   assert {

@@ -67,6 +67,7 @@ run "exact_ingress_matrix" {
     condition = toset(keys(aws_vpc_security_group_ingress_rule.vm)) == toset([
       "gitlab_http", "gitlab_https", "gitlab_ssh_198.51.100.7/32", "gitlab_ssh_192.0.2.0/24",
       "gateway_http", "gateway_grpc", "gateway_ssh", "ollama_api", "ollama_ssh",
+      "gateway_node_exporter", "gateway_metrics", "ollama_node_exporter", "ollama_metrics",
     ])
     error_message = "The set of ingress rules changed: ${jsonencode(keys(aws_vpc_security_group_ingress_rule.vm))}"
   }
@@ -84,6 +85,10 @@ run "exact_ingress_matrix" {
       "${aws_security_group.vm["ai_gateway"].id}:tcp:22-22:${aws_security_group.vm["gitlab"].id}",
       "${aws_security_group.vm["ollama"].id}:tcp:11434-11434:${aws_security_group.vm["ai_gateway"].id}",
       "${aws_security_group.vm["ollama"].id}:tcp:22-22:${aws_security_group.vm["gitlab"].id}",
+      "${aws_security_group.vm["ai_gateway"].id}:tcp:9100-9100:${aws_security_group.vm["gitlab"].id}",
+      "${aws_security_group.vm["ai_gateway"].id}:tcp:8082-8082:${aws_security_group.vm["gitlab"].id}",
+      "${aws_security_group.vm["ollama"].id}:tcp:9100-9100:${aws_security_group.vm["gitlab"].id}",
+      "${aws_security_group.vm["ollama"].id}:tcp:11434-11434:${aws_security_group.vm["gitlab"].id}",
     ])
     error_message = "The ingress matrix is not least privilege."
   }

@@ -54,3 +54,10 @@ mock_resource "aws_vpc_endpoint" {
     }]
   }
 }
+
+mock_resource "aws_iam_role" {
+  defaults = {
+    # EventBridge Scheduler's target checks that role_arn is an ARN.
+    arn = "arn:aws:iam::123456789012:role/mocked-role"
+  }
+}
