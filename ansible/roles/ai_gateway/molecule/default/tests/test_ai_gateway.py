@@ -54,9 +54,10 @@ def test_ports_published_on_private_address_only(
     assert bindings == {
         "5052/tcp": [{"HostIp": private_ip, "HostPort": "5052"}],
         "50052/tcp": [{"HostIp": private_ip, "HostPort": "50052"}],
+        "8082/tcp": [{"HostIp": private_ip, "HostPort": "8082"}],  # metrics
     }
     listening = host.check_output("ss -Hltn")
-    for port in (5052, 50052):
+    for port in (5052, 50052, 8082):
         assert f"{private_ip}:{port} " in listening
         assert f"0.0.0.0:{port} " not in listening
         assert f"*:{port} " not in listening
