@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .PHONY: help venv test lint lint-python lint-yaml lint-ansible \
-        deploy-aws deploy-gcp destroy-aws destroy-gcp verify status bench deploy-hosts upgrade backup clean
+        deploy-aws deploy-gcp destroy-aws destroy-gcp verify status bench deploy-hosts upgrade backup gpu-stop gpu-start clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -69,6 +69,12 @@ upgrade: $(STAMP) ## Upgrade GitLab through the required stops (VERSION=X.Y.Z; A
 
 backup: $(STAMP) ## Back up GitLab now, to the deployment's bucket (ARGS="--name staging")
 	$(BIN)/duoctl backup $(ARGS)
+
+gpu-stop: $(STAMP) ## Stop the GPU VM now, e.g. for the night (ARGS="--name staging")
+	$(BIN)/duoctl gpu stop $(ARGS)
+
+gpu-start: $(STAMP) ## Start the GPU VM now (ARGS="--name staging")
+	$(BIN)/duoctl gpu start $(ARGS)
 
 clean: ## Remove the virtualenvs and caches
 	rm -rf $(VENV) .venv-checkov .pytest_cache .mypy_cache .ruff_cache

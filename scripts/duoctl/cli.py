@@ -119,6 +119,17 @@ def _add_deploy_inputs(p: argparse.ArgumentParser) -> None:
     p.add_argument("--state-bucket", help="the S3 or GCS bucket of the Terraform state")
     p.add_argument("--state-key", help="object key of the state (default duo/<name>/...)")
     p.add_argument("--state-region", help="region of the S3 state bucket (default: --region)")
+    p.add_argument(
+        "--gpu-schedule",
+        metavar="START;STOP;TZ",
+        help="the GPU VM's office hours: cron start;stop;IANA time zone, e.g. "
+        "'0 8 * * 1-5;0 19 * * 1-5;Europe/Berlin' (off: always on; README: GPU schedule)",
+    )
+    p.add_argument(
+        "--backup-retention-days",
+        type=int,
+        help="days the backup bucket keeps GitLab's backups (default 30)",
+    )
     _add_name(p)
 
 
@@ -491,6 +502,33 @@ def _run_backup(args: argparse.Namespace) -> int:
     )
 
 
+def _add_gpu(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "gpu",
+        allow_abbrev=False,
+        help="Stop or start the deployment's GPU VM now (the cloud's API; idempotent)",
+    )
+    p.add_argument("action", choices=["stop", "start"])
+    p.add_argument(
+        "--timeout", type=float, default=900, help="seconds to wait for the VM (default 900)"
+    )
+    _add_name(p)
+    p.set_defaults(func=_run_gpu)
+
+
+def _run_gpu(args: argparse.Namespace) -> int:
+    from duoctl import gpu
+
+    return gpu.run(
+        gpu.GpuOptions(
+            action=args.action,
+            name=args.name,
+            deploy_dir=Path(args.deploy_dir),
+            timeout=args.timeout,
+        )
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     # No abbreviated options: `--token` must never be taken for `--token-file`.
     parser = argparse.ArgumentParser(prog="duoctl", description=__doc__, allow_abbrev=False)
@@ -506,6 +544,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_status(sub)
     _add_bench(sub)
     _add_backup(sub)
+    _add_gpu(sub)
     return parser
 
 

@@ -32,6 +32,7 @@ from duoctl.config import ActivationCodeError, read_activation_code_file
 from duoctl.deployment import DEFAULT_PORTS, Ports, check_hostname
 from duoctl.duo_config import DuoModels
 from duoctl.errors import DuoctlError
+from duoctl.schedule import GpuSchedule
 from duoctl.serving import Preset
 from duoctl.terraform_workdir import StateBackend
 
@@ -72,6 +73,8 @@ OPTIONS = {
     "state_bucket": "--state-bucket",
     "state_key": "--state-key",
     "state_region": "--state-region",
+    "gpu_schedule": "--gpu-schedule",
+    "backup_retention_days": "--backup-retention-days",
 }
 PATTERNS: dict[str, dict[str, tuple[str, str]]] = {
     # setting -> cloud -> (pattern, example); the Terraform variables validate the same way
@@ -158,6 +161,16 @@ class DeploySettings(BaseModel):
     state_bucket: str | None = None
     state_key: str | None = None
     state_region: str | None = None
+    # The GPU VM's office hours (duoctl.schedule); None: it runs all the time.
+    gpu_schedule: GpuSchedule | None = None
+    # Days the backup bucket keeps GitLab's backups; None: the Terraform default (30).
+    backup_retention_days: int | None = Field(default=None, ge=1, le=3650)
+
+    @field_validator("gpu_schedule", mode="before")
+    @classmethod
+    def _gpu_schedule_option(cls, v: Any) -> Any:
+        """`--gpu-schedule "START;STOP;TZ"` (or off) gives a string; settings.yml a mapping."""
+        return GpuSchedule.parse_option(v) if isinstance(v, str) else v
 
     @field_validator("activation_code_file")
     @classmethod
@@ -230,6 +243,11 @@ class DeploySettings(BaseModel):
             raise ValueError("gateway_port and gateway_grpc_port must differ")
         if self.model_preset is not None and self.serving != "vllm":
             raise ValueError("model_preset needs serving vllm (--serving vllm)")
+        if self.gpu_schedule is not None:
+            try:
+                self.gpu_schedule.check_for(self.cloud)
+            except ValueError as exc:
+                raise ValueError(f"--gpu-schedule: {exc}") from None
         self.state()  # the backend settings are consistent
         return self
 

@@ -56,6 +56,9 @@ def terraform_variables(
         "prefix": settings.prefix,
         "gateway_port": settings.gateway_port,
         "gateway_grpc_port": settings.gateway_grpc_port,
+        # The GPU VM's office hours (null: always on) and how long backups are kept.
+        "gpu_schedule": settings.gpu_schedule.terraform() if settings.gpu_schedule else None,
+        "backup_retention_days": settings.backup_retention_days,
     }
     if settings.cloud == "aws":
         variables["availability_zone"] = settings.zone

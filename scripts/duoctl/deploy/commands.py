@@ -56,6 +56,8 @@ SETTINGS_KEYS = (
     "state_bucket",
     "state_key",
     "state_region",
+    "gpu_schedule",
+    "backup_retention_days",
 )
 
 
