@@ -575,9 +575,16 @@ def test_the_cloud_view_of_the_gpu_vm(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (view.state, view.up, view.machine_type) == ("running", "up", "g4dn.xlarge")
     view = cloud.gpu_vm_view(settings(), "aws", "i-0model", None, 2, lambda: FakeEc2("stopped"))
     assert (view.state, view.up, view.stopped_by_schedule) == ("stopped", "down", False)
-    monkeypatch.setattr(cloud, "schedule_of", lambda _settings: {"stop": "19:00"})
-    view = cloud.gpu_vm_view(settings(), "aws", "i-0model", None, 2, lambda: FakeEc2("stopped"))
+    # Office hours that have the VM stopped now (it started on 1 January at 0:00 and stopped
+    # a minute later), then ones that have it running (the other way round).
+    off = settings(gpu_schedule="0 0 1 1 *;1 0 1 1 *;UTC")
+    view = cloud.gpu_vm_view(off, "aws", "i-0model", None, 2, lambda: FakeEc2("stopped"))
     assert view.stopped_by_schedule
+    on = settings(gpu_schedule="1 0 1 1 *;0 0 1 1 *;UTC")
+    view = cloud.gpu_vm_view(on, "aws", "i-0model", None, 2, lambda: FakeEc2("stopped"))
+    assert not view.stopped_by_schedule, "stopped during office hours: down"
+    view = cloud.gpu_vm_view(off, "aws", "i-0model", None, 2, lambda: FakeEc2("running"))
+    assert (view.up, view.stopped_by_schedule) == ("up", False)
 
     def broken() -> Any:
         raise RuntimeError("Unable to locate credentials")

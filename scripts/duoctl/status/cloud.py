@@ -1,12 +1,13 @@
 """The cloud's view of the GPU VM, read-only: EC2 DescribeInstances, or Compute Engine
-instances.get. A schedule that stops the VM would mark it "stopped by schedule" (the
-settings have none yet: `schedule_of` is the hook)."""
+instances.get. A stopped VM whose office hours (settings gpu_schedule, `schedule_of`) have it
+stopped now is "stopped by schedule", not down."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
+from duoctl.schedule import GpuSchedule, off_hours
 from duoctl.settings import DeploySettings
 from duoctl.status.model import GpuVm, State
 
@@ -15,9 +16,9 @@ GCP_WORDS = {"TERMINATED": "stopped"}  # Compute Engine's word for a stopped VM
 STOPPED = {"stopped", "stopping", "TERMINATED", "STOPPING", "SUSPENDED", "SUSPENDING"}
 
 
-def schedule_of(settings: DeploySettings) -> Any:
-    """The settings' stop/start schedule, when they have one (none yet)."""
-    return getattr(settings, "schedule", None)
+def schedule_of(settings: DeploySettings) -> GpuSchedule | None:
+    """The settings' stop/start schedule of the GPU VM, when they have one."""
+    return settings.gpu_schedule
 
 
 def aws_client(region: str, timeout: float) -> Any:
@@ -77,7 +78,7 @@ def gpu_vm_view(
         return GpuVm(instance=instance, state="unknown", up="unknown", reason=reason[:300])
     up: State = "up" if state == RUNNING.get(cloud) else "down"
     state = GCP_WORDS.get(state, state.lower())
-    scheduled = up == "down" and state in STOPPED and schedule_of(settings) is not None
+    scheduled = up == "down" and state in STOPPED and off_hours(schedule_of(settings))
     return GpuVm(
         instance=instance,
         machine_type=machine_type or None,

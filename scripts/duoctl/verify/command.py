@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -30,6 +31,7 @@ from duoctl.verify.inputs import (
 )
 from duoctl.verify.rake import CommandRunner, rake_checks
 from duoctl.verify.report import HOP_SEAT, RAKE_TASK, Check, Report, render
+from duoctl.verify.schedule import stopped_by_schedule
 from duoctl.verify.suite import PytestSuite, SuiteRunner, suite_checks
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -108,6 +110,7 @@ class VerifyOptions:
     allow_http: bool = False
     out: Callable[[str], None] = _print
     progress: Callable[[str], None] | None = None
+    cloud_client: Callable[[], Any] | None = None  # tests: the GPU VM's cloud API client
 
 
 def _completion_inputs(
@@ -167,6 +170,12 @@ def run(options: VerifyOptions) -> int:
     except (VerifyInputError, DuoctlError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    # A GPU VM its office hours have stopped is not a failure: said, and nothing else runs.
+    stopped = stopped_by_schedule(inventory, options.cloud_client)
+    if stopped:
+        document = {"ok": True, "gpu_vm_stopped_by_schedule": True, "detail": stopped}
+        out(json.dumps(document, indent=2, ensure_ascii=False) if options.json else stopped)
+        return EXIT_OK
     log = options.progress or ((lambda _line: None) if options.json else out)
     verifier = Verifier(
         suite=suite,
