@@ -14,6 +14,18 @@ fields, `items` lists, Google's error body with `error.code/message/errors[].rea
         ?queryPath=hostkeys/                                                 GuestAttributes, or
                                                                              404 until the guest
                                                                              environment wrote them
+    GET  /compute/v1/projects/{project}/zones/{zone}/instances/{instance}    Instance (status,
+                                                                             machineType)
+    POST /compute/v1/projects/{project}/zones/{zone}/instances/{instance}/stop   Operation
+    POST /compute/v1/projects/{project}/zones/{zone}/instances/{instance}/start  Operation
+    GET  /compute/v1/projects/{project}/zones/{zone}/operations/{operation}      Operation
+
+Instances are those of `world.instances` (zone, name) -> `Instance`. As on Compute Engine, stop
+moves a RUNNING instance through STOPPING to TERMINATED and start a TERMINATED one through
+STAGING to RUNNING (each intermediate status answers the next instances.get, then the final
+one holds); stopping a TERMINATED or starting a RUNNING instance is accepted and changes
+nothing; start of a STOPPING instance is refused with 400 resourceNotReady, like the real API.
+The operations are answered DONE.
 
 The paths are those of google/cloud/compute_v1/services/*/transports/rest_base.py; query
 parameters (`$alt=json;enum-encoding=int`, filter, pageToken) are accepted and ignored. Point a
@@ -65,6 +77,16 @@ class Zone:
 
 
 @dataclass
+class Instance:
+    """A VM as instances.get shows it."""
+
+    status: str = "RUNNING"
+    machine_type: str = "n1-standard-4"
+    # Statuses the next instances.get calls answer, one each, before `status` holds.
+    passing: list[str] = field(default_factory=list)
+
+
+@dataclass
 class ComputeWorld:
     """A project's view of Compute Engine: quotas, regions, zones and what each zone offers."""
 
@@ -75,6 +97,9 @@ class ComputeWorld:
     requests: list[str] = field(default_factory=list)
     # (zone, instance) -> namespace/key -> value, as the VM's guest environment publishes them
     guest_attributes: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
+    # (zone, instance) -> the VM, for instances.get/start/stop
+    instances: dict[tuple[str, str], Instance] = field(default_factory=dict)
+    operations: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def default(cls, project: str = "duo-test", region: str = "europe-west4") -> ComputeWorld:
@@ -89,6 +114,11 @@ class ComputeWorld:
 
 def _quotas(quotas: dict[str, tuple[float, float]]) -> list[dict[str, Any]]:
     return [{"metric": m, "limit": lim, "usage": use} for m, (lim, use) in sorted(quotas.items())]
+
+
+def _instance_id(name: str) -> int:
+    """A stable numeric ID per instance name, as Compute Engine gives every VM one."""
+    return 1000000000000000000 + int.from_bytes(name.encode()[:7], "big")
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -137,8 +167,83 @@ class _Handler(BaseHTTPRequestHandler):
             self._accelerators(base, m.group(1))
         elif m := re.fullmatch(r"/zones/([^/]+)/instances/([^/]+)/getGuestAttributes", rest):
             self._guest_attributes(m.group(1), m.group(2))
+        elif m := re.fullmatch(r"/zones/([^/]+)/instances/([^/]+)", rest):
+            self._instance(base, m.group(1), m.group(2))
+        elif m := re.fullmatch(r"/zones/([^/]+)/operations/([^/]+)", rest):
+            operation = world.operations.get(m.group(2))
+            if operation is None:
+                self._not_found(path.removeprefix("/compute/v1/"))
+            else:
+                self._send(200, operation)
         else:
             self._not_found(path.removeprefix("/compute/v1/"))
+
+    def do_POST(self) -> None:
+        path = urlsplit(self.path).path
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)  # the request body (empty for stop and start)
+        world = self.world
+        world.requests.append(f"POST {path}")
+        match = re.fullmatch(
+            r"/compute/v1/projects/([^/]+)/zones/([^/]+)/instances/([^/]+)/(start|stop)", path
+        )
+        if not match or match.group(1) != world.project:
+            self._not_found(path.removeprefix("/compute/v1/"))
+            return
+        project, zone, name, verb = match.groups()
+        vm = world.instances.get((zone, name))
+        if vm is None:
+            self._not_found(f"projects/{project}/zones/{zone}/instances/{name}")
+            return
+        if verb == "start" and "STOPPING" in [vm.status, *vm.passing[:1]]:
+            resource = f"projects/{project}/zones/{zone}/instances/{name}"
+            message = f"The resource '{resource}' is not ready"
+            error = {"message": message, "domain": "global", "reason": "resourceNotReady"}
+            self._send(400, {"error": {"code": 400, "message": message, "errors": [error]}})
+            return
+        if verb == "stop" and vm.status != "TERMINATED":
+            vm.status, vm.passing = "TERMINATED", ["STOPPING"]
+        elif verb == "start" and vm.status == "TERMINATED":
+            vm.status, vm.passing = "RUNNING", ["STAGING"]
+        base = f"{API}/projects/{project}"
+        number = len(world.operations) + 1
+        operation_name = f"operation-{number:013d}-{verb}"
+        operation = {
+            "kind": "compute#operation",
+            "id": str(7000000000000000000 + number),
+            "name": operation_name,
+            "zone": f"{base}/zones/{zone}",
+            "operationType": verb,
+            "targetLink": f"{base}/zones/{zone}/instances/{name}",
+            "targetId": str(_instance_id(name)),
+            "status": "DONE",
+            "user": "duoctl-test@duo-test.iam.gserviceaccount.com",
+            "progress": 100,
+            "insertTime": "2026-01-01T00:00:00.000-00:00",
+            "startTime": "2026-01-01T00:00:00.000-00:00",
+            "endTime": "2026-01-01T00:00:01.000-00:00",
+            "selfLink": f"{base}/zones/{zone}/operations/{operation_name}",
+        }
+        world.operations[operation_name] = operation
+        self._send(200, operation)
+
+    def _instance(self, base: str, zone: str, name: str) -> None:
+        vm = self.world.instances.get((zone, name))
+        if vm is None:
+            self._not_found(f"projects/{self.world.project}/zones/{zone}/instances/{name}")
+            return
+        status = vm.passing.pop(0) if vm.passing else vm.status
+        body = {
+            "kind": "compute#instance",
+            "id": str(_instance_id(name)),
+            "name": name,
+            "status": status,
+            "machineType": f"{base}/zones/{zone}/machineTypes/{vm.machine_type}",
+            "zone": f"{base}/zones/{zone}",
+            "selfLink": f"{base}/zones/{zone}/instances/{name}",
+        }
+        self._send(200, body)
 
     def _guest_attributes(self, zone: str, instance: str) -> None:
         """Items under the query path, as GCE answers; 404 while there are none yet."""
