@@ -449,6 +449,8 @@ def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     p.add_argument("--model", help="the model's name on its server (default: the first listed)")
     p.add_argument("--ssh-key", help="private key for the tunnel (default: the deployment's)")
+    p.add_argument("--gitlab-url", help="GitLab's URL when not the deployment's (behind a proxy)")
+    p.add_argument("--ca-file", help="CA certificate GitLab's TLS certificate is issued by")
     p.add_argument("--compare", nargs=2, metavar=("A", "B"), help="compare two saved runs")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     _add_name(p)
@@ -470,6 +472,8 @@ def _run_bench(args: argparse.Namespace) -> int:
         ssh_key=args.ssh_key,
         json=args.json,
         compare=tuple(args.compare) if args.compare else None,
+        gitlab_url=args.gitlab_url,
+        ca_file=args.ca_file,
     )
     return bench.run(options)
 

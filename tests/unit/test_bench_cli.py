@@ -29,6 +29,8 @@ def err(capsys: pytest.CaptureFixture[str]) -> str:
         (["--target-p95", "-1"], "--target-p95 -1 must be more than 0 seconds"),
         (["--level-seconds", "0"], "--level-seconds 0 must be more than 0 seconds"),
         (["--requests", "0"], "--requests 0 must be at least 1"),
+        (["--gitlab-url", "http://gitlab.lab"], "is not an https:// URL"),
+        (["--ca-file", "no-such-ca.crt"], "--ca-file no-such-ca.crt is not a readable file"),
     ],
 )
 def test_bad_input_exits_2(

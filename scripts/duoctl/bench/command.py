@@ -49,6 +49,9 @@ class BenchOptions:
     ssh_key: str | None = None
     json: bool = False
     compare: tuple[str, str] | None = None
+    # GitLab at another URL than the deployment's (behind a proxy), with its CA file.
+    gitlab_url: str | None = None
+    ca_file: str | None = None
 
 
 def parse_levels(text: str) -> tuple[int, ...]:
@@ -76,6 +79,16 @@ def check(options: BenchOptions) -> None:
             raise DuoctlError(f"{what} {value:g} must be more than 0 seconds", f"pass {what} 2")
     if ramp.requests is not None and ramp.requests < 1:
         raise DuoctlError(f"--requests {ramp.requests} must be at least 1", "pass --requests 50")
+    if options.gitlab_url is not None and not options.gitlab_url.startswith("https://"):
+        raise DuoctlError(
+            f"--gitlab-url {options.gitlab_url!r} is not an https:// URL: the bench sends the "
+            "deployment's admin token there",
+            "give GitLab's https:// URL",
+        )
+    if options.ca_file is not None and not Path(options.ca_file).is_file():
+        raise DuoctlError(
+            f"--ca-file {options.ca_file} is not a readable file", "give the CA certificate's path"
+        )
 
 
 def resolve_folder(deploy_dir: Path, name: str | None) -> DeploymentFolder:
@@ -191,9 +204,12 @@ def bench_deployment(
     started_at = results.timestamp()
     targets: list[Target] = []
     verify: bool | str = str(folder.ca_file) if folder.ca_file.is_file() else True
+    if options.ca_file:
+        verify = options.ca_file
     if "gitlab" in options.paths:
         token = read_token_file(folder.admin_token_file)
-        targets.append(Target(GitLabPath(token), deployment.gitlab_url, verify=verify))
+        gitlab_url = options.gitlab_url or deployment.gitlab_url
+        targets.append(Target(GitLabPath(token), gitlab_url, verify=verify))
     model: str | None = options.model
     with contextlib.ExitStack() as stack:
         if "model" in options.paths:
