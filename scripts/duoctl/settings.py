@@ -172,6 +172,14 @@ class DeploySettings(BaseModel):
         """`--gpu-schedule "START;STOP;TZ"` (or off) gives a string; settings.yml a mapping."""
         return GpuSchedule.parse_option(v) if isinstance(v, str) else v
 
+    @field_validator("gpu_schedule")
+    @classmethod
+    def _gpu_schedule_cloud(cls, v: GpuSchedule | None, info: ValidationInfo) -> GpuSchedule | None:
+        """What the cloud's scheduler can run (EventBridge Scheduler is the narrower)."""
+        if v is not None and "cloud" in info.data:
+            v.check_for(info.data["cloud"])
+        return v
+
     @field_validator("activation_code_file")
     @classmethod
     def _code_path(cls, v: str | None) -> str | None:
@@ -243,11 +251,6 @@ class DeploySettings(BaseModel):
             raise ValueError("gateway_port and gateway_grpc_port must differ")
         if self.model_preset is not None and self.serving != "vllm":
             raise ValueError("model_preset needs serving vllm (--serving vllm)")
-        if self.gpu_schedule is not None:
-            try:
-                self.gpu_schedule.check_for(self.cloud)
-            except ValueError as exc:
-                raise ValueError(f"--gpu-schedule: {exc}") from None
         self.state()  # the backend settings are consistent
         return self
 
