@@ -90,6 +90,8 @@ def test_rules_file_is_valid(host: Any, monitored: bool) -> None:
         assert f'job="{job}"' in found[alert], alert
     # A raw (backquoted) PromQL string: Go's escapes would refuse "\.".
     assert "name=~`ollama\\.service|vllm\\.service`" in found["DuoModelServerDown"]
+    # Also when systemd no longer lists the unit: seen active lately, not active now.
+    assert "unless on (instance, name)" in found["DuoModelServerDown"]
     assert "vllm:kv_cache_usage_perc" in found["DuoVllmKvCacheNearlyFull"]
     assert "> 0.95" in found["DuoVllmKvCacheNearlyFull"]
     assert 'status=~"5.."' in found["DuoGatewayErrors"]
