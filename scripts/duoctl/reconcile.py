@@ -135,8 +135,10 @@ def _feature_problem(feature: str, caps: Capabilities) -> str | None:
 
 
 def _plan_application_settings(cfg: DuoConfig, state: RemoteState, plan: Plan) -> None:
-    wanted = [_host(cfg.gateway.url)] + [_host(m.endpoint) for m in cfg.models if m.endpoint]
-    wanted += cfg.outbound_allowlist
+    # GitLab blocks requests to private addresses unless allowlisted; public hosts (a cloud
+    # model platform's endpoint) need no entry.
+    hosts = [_host(cfg.gateway.url)] + [_host(m.endpoint) for m in cfg.models if m.endpoint]
+    wanted = [h for h in hosts if is_private_host(h)] + cfg.outbound_allowlist
     missing = list(dict.fromkeys(e for e in wanted if e not in state.allowlist))
     if missing:
         plan.changes.append(

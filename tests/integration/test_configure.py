@@ -455,6 +455,10 @@ def test_vllm_bedrock_and_azure_models_with_a_mixed_feature_mapping(
     assert features["duo_chat_explain_code"] == {"provider": "self_hosted", "model_id": azure.id}
     assert features["code_generations"]["provider"] == "disabled"
     assert features["duo_chat_write_tests"]["provider"] == "vendored"
+    # Only private hosts need GitLab's local-requests allowlist: not the cloud endpoints.
+    allowed = gitlab.instance.allowlist()
+    assert "example-resource.openai.azure.com" not in allowed
+    assert not any("amazonaws.com" in entry for entry in allowed)
     code, out = run(cfg)
     assert code == 0 and "no changes" in out, out
 
