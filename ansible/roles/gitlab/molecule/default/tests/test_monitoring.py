@@ -88,8 +88,8 @@ def test_rules_file_is_valid(host: Any, monitored: bool) -> None:
     assert set(found) == set(ALERTS)
     for alert, job in ALERTS.items():
         assert f'job="{job}"' in found[alert], alert
-    # A raw (backquoted) PromQL string: Go's escapes would refuse "\.".
-    assert "name=~`ollama\\.service|vllm\\.service`" in found["DuoModelServerDown"]
+    # No backslash: PromQL's double-quoted strings take Go's escapes, which refuse "\.".
+    assert 'name=~"ollama[.]service|vllm[.]service"' in found["DuoModelServerDown"]
     # Also when systemd no longer lists the unit: seen active lately, not active now.
     assert "unless on (instance, name)" in found["DuoModelServerDown"]
     assert "vllm:kv_cache_usage_perc" in found["DuoVllmKvCacheNearlyFull"]
