@@ -17,10 +17,15 @@ provider "aws" {
   # within seconds, not after the provider's default of 25 attempts.
   max_retries = 5
 
+  # moto answers S3 on its own address, not on BUCKET.ADDRESS.
+  s3_use_path_style = true
+
   endpoints {
     ec2           = "MOTO_ENDPOINT"
     iam           = "MOTO_ENDPOINT"
     route53       = "MOTO_ENDPOINT"
+    s3            = "MOTO_ENDPOINT"
+    scheduler     = "MOTO_ENDPOINT"
     servicequotas = "MOTO_ENDPOINT"
     sts           = "MOTO_ENDPOINT"
   }

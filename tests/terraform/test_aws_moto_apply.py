@@ -1,6 +1,7 @@
 """terraform apply of terraform/aws against a moto server on loopback, through duoctl's
 own Terraform calls; then `duoctl inventory aws` on the real outputs, `ansible-inventory
---list` on the result, and terraform destroy at the end."""
+--list` on the result, and terraform destroy at the end. The deployment has office hours for
+the GPU VM (EventBridge Scheduler) and keeps its backups 14 days (the S3 bucket)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,8 @@ HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
 REGION = "us-east-1"
 DOMAIN = "gitlab.example.com"
+ACCOUNT = "123456789012"  # moto's default account
+SCHEDULE = {"start": "0 8 * * 1-5", "stop": "0 19 * * 1-5", "time_zone": "Europe/Berlin"}
 
 
 def _ssh_public_key() -> str:
@@ -70,6 +73,8 @@ def deployment(
         "ssh_public_key": _ssh_public_key(),
         "region": REGION,
         "route53_zone_id": zone["HostedZone"]["Id"].split("/")[-1],
+        "gpu_schedule": SCHEDULE,
+        "backup_retention_days": 14,
     }
     with pytest.MonkeyPatch.context() as mp:
         for key, value in terraform.env.items():
@@ -150,7 +155,110 @@ def test_security_groups_as_built(moto: str, deployment: tuple[Path, dict[str, A
         ("duo-ai-gateway", 22, "duo-gitlab"),
         ("duo-ollama", 11434, "duo-ai-gateway"),
         ("duo-ollama", 22, "duo-gitlab"),
+        # GitLab's Prometheus scrapes the node exporters, the gateway and the model server.
+        ("duo-ai-gateway", 9100, "duo-gitlab"),
+        ("duo-ai-gateway", 8082, "duo-gitlab"),
+        ("duo-ollama", 9100, "duo-gitlab"),
+        ("duo-ollama", 11434, "duo-gitlab"),
     }
+
+
+def test_backup_bucket_as_built(moto: str, deployment: tuple[Path, dict[str, Any], Any]) -> None:
+    _, outputs, _ = deployment
+    bucket = f"duo-backups-{ACCOUNT}-{REGION}"
+    assert outputs["backup_bucket"] == bucket
+    s3 = _client("s3", moto)
+    assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
+    rules = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
+    assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+    assert block == dict.fromkeys(
+        ["BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets"], True
+    )
+    ownership = s3.get_bucket_ownership_controls(Bucket=bucket)["OwnershipControls"]
+    assert ownership["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
+    lifecycle = {r["ID"]: r for r in s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]}
+    assert lifecycle["expire-backups"]["Expiration"] == {"Days": 14}
+    assert lifecycle["expire-backups"]["NoncurrentVersionExpiration"]["NoncurrentDays"] == 7
+    policy = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
+    assert [(s["Effect"], s["Condition"]) for s in policy["Statement"]] == [
+        ("Deny", {"Bool": {"aws:SecureTransport": "false"}})
+    ]
+
+    iam = _client("iam", moto)
+    document = iam.get_role_policy(RoleName="duo-gitlab", PolicyName="backup-bucket")
+    statements = document["PolicyDocument"]["Statement"]
+    assert {a for s in statements for a in s["Action"]} == {
+        "s3:ListBucket",
+        "s3:PutObject",
+        "s3:GetObject",
+        "s3:AbortMultipartUpload",
+        "s3:ListMultipartUploadParts",
+    }
+    assert {r for s in statements for r in s["Resource"]} == {
+        f"arn:aws:s3:::{bucket}",
+        f"arn:aws:s3:::{bucket}/*",
+    }
+    instances = {
+        {t["Key"]: t["Value"] for t in i["Tags"]}["duo_role"]: i
+        for r in _client("ec2", moto).describe_instances()["Reservations"]
+        for i in r["Instances"]
+        if i["State"]["Name"] == "running"
+    }
+    profile = instances["gitlab"]["IamInstanceProfile"]["Arn"]
+    assert profile == f"arn:aws:iam::{ACCOUNT}:instance-profile/duo-gitlab"
+    assert "IamInstanceProfile" not in instances["ai_gateway"]
+    assert "IamInstanceProfile" not in instances["ollama"]
+
+
+def test_gpu_schedule_as_built(moto: str, deployment: tuple[Path, dict[str, Any], Any]) -> None:
+    _, outputs, _ = deployment
+    gpu = outputs["instances"]["ollama"]
+    scheduler = _client("scheduler", moto)
+    seen = {}
+    for action in ("start", "stop"):
+        schedule = scheduler.get_schedule(Name=f"duo-gpu-{action}")
+        target = schedule["Target"]
+        seen[action] = (
+            schedule["ScheduleExpression"],
+            schedule["ScheduleExpressionTimezone"],
+            schedule["State"],
+            target["Arn"],
+            json.loads(target["Input"]),
+            target["RoleArn"],
+        )
+    role = f"arn:aws:iam::{ACCOUNT}:role/duo-gpu-schedule"
+    assert seen == {
+        "start": (
+            "cron(0 8 ? * MON-FRI *)",
+            "Europe/Berlin",
+            "ENABLED",
+            "arn:aws:scheduler:::aws-sdk:ec2:startInstances",
+            {"InstanceIds": [gpu]},
+            role,
+        ),
+        "stop": (
+            "cron(0 19 ? * MON-FRI *)",
+            "Europe/Berlin",
+            "ENABLED",
+            "arn:aws:scheduler:::aws-sdk:ec2:stopInstances",
+            {"InstanceIds": [gpu]},
+            role,
+        ),
+    }
+    assert outputs["gpu_schedule"]["start_expression"] == "cron(0 8 ? * MON-FRI *)"
+    iam = _client("iam", moto)
+    statements = iam.get_role_policy(RoleName="duo-gpu-schedule", PolicyName="start-stop-gpu-vm")[
+        "PolicyDocument"
+    ]["Statement"]
+    assert [(s["Action"], s["Resource"]) for s in statements] == [
+        (
+            ["ec2:StartInstances", "ec2:StopInstances"],
+            [f"arn:aws:ec2:{REGION}:{ACCOUNT}:instance/{gpu}"],
+        )
+    ]
+    trust = iam.get_role(RoleName="duo-gpu-schedule")["Role"]["AssumeRolePolicyDocument"]
+    assert trust["Statement"][0]["Principal"] == {"Service": "scheduler.amazonaws.com"}
 
 
 def test_dns_record_points_at_the_elastic_ip(

@@ -109,14 +109,16 @@ def _instances(ec2: Any) -> dict[str, Any]:
     }
 
 
-def test_the_gateway_alone_has_the_instance_role(
+def test_the_gateway_has_the_bedrock_role_and_gitlab_its_own(
     moto: str, deployment: tuple[Path, dict[str, Any], dict[str, object]]
 ) -> None:
     instances = _instances(_client("ec2", moto))
     assert set(instances) == {"gitlab", "ai_gateway", "ollama"}
     profile_arn = instances["ai_gateway"]["IamInstanceProfile"]["Arn"]
     assert profile_arn == f"arn:aws:iam::{ACCOUNT}:instance-profile/bedrock-gateway"
-    assert "IamInstanceProfile" not in instances["gitlab"]
+    # GitLab has its own role (its backup bucket, backup.tf); the model server none.
+    gitlab_profile = instances["gitlab"]["IamInstanceProfile"]["Arn"]
+    assert gitlab_profile == f"arn:aws:iam::{ACCOUNT}:instance-profile/bedrock-gitlab"
     assert "IamInstanceProfile" not in instances["ollama"]
     iam = _client("iam", moto)
     profile = iam.get_instance_profile(InstanceProfileName="bedrock-gateway")["InstanceProfile"]

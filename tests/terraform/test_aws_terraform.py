@@ -36,6 +36,7 @@ def test_there_are_test_files() -> None:
         "validation.tftest.hcl",
         "gpu_presets.tftest.hcl",
         "bedrock.tftest.hcl",
+        "backup_schedule.tftest.hcl",
     } <= set(TEST_FILES)
 
 
