@@ -137,6 +137,9 @@ def stop(vm: Vm, options: GpuOptions) -> None:
         return
     if state in GONE:
         raise _failed(f"the GPU VM {vm.name} is {state}", "deploy again to rebuild it")
+    if state == "pending":  # EC2 refuses to stop an instance that is still starting
+        options.out(f"the GPU VM {vm.name} is starting: waiting for that first")
+        state = wait_for(vm, "running", options, started)
     if state != "stopping":
         options.out(f"stopping the GPU VM {vm.name} (it was {state})")
         vm.stop()
@@ -205,7 +208,12 @@ def run(options: GpuOptions) -> int:
     """`duoctl gpu stop|start`."""
     if options.timeout <= 0:
         raise DuoctlError(f"--timeout {options.timeout} is not positive", "pass e.g. --timeout 900")
-    found = inputs.load(StatusOptions(name=options.name, deploy_dir=options.deploy_dir))
+    try:
+        found = inputs.load(StatusOptions(name=options.name, deploy_dir=options.deploy_dir))
+    except DuoctlError as exc:
+        if exc.message.startswith("no deployment"):  # the fix names status's --inventory
+            raise DuoctlError(exc.message, exc.fix.split(", or --inventory")[0]) from None
+        raise
     if found.deployment.target == "hosts":
         raise DuoctlError(
             f"{found.folder.name} runs on your own hosts: duoctl does not stop or start them",

@@ -245,6 +245,17 @@ def test_a_stop_in_progress_is_waited_on_not_repeated() -> None:
     assert vm.calls == []
 
 
+def test_a_vm_still_starting_is_stopped_once_it_runs() -> None:
+    vm, lines = FakeVm("pending", "running", "stopping", "stopped"), []
+    gpu.stop(vm, options("stop", lines))
+    assert vm.calls == ["stop"]
+    assert lines[:3] == [
+        "the GPU VM i-0gpu is starting: waiting for that first",
+        "  i-0gpu: running (10 s)",
+        "stopping the GPU VM i-0gpu (it was running)",
+    ]
+
+
 def test_a_vm_that_never_gets_there_fails_with_exit_1() -> None:
     vm, lines = FakeVm("running"), []
     with pytest.raises(DuoctlError) as raised:
@@ -273,9 +284,9 @@ def test_a_pending_vm_is_waited_on_not_started_twice() -> None:
     assert vm.calls == [] and lines[-2] == "  i-0gpu: running (20 s)"
 
 
-def test_own_hosts_have_no_gpu_vm_to_stop(tmp_path: Path) -> None:
-    inventory = tmp_path / "hosts.yml"
-    inventory.write_text("all: {}\n")
+def test_no_deployment_is_bad_input(tmp_path: Path) -> None:
     with pytest.raises(DuoctlError) as raised:
         gpu.run(gpu.GpuOptions(action="stop", name="nothing", deploy_dir=tmp_path))
     assert raised.value.exit_code == 2
+    assert raised.value.message.startswith("no deployment 'nothing'")
+    assert "--inventory" not in raised.value.fix
