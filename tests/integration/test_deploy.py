@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 import yaml
-from duoctl import cli, deploy, verify
+from duoctl import cli, deploy, serving, verify
 from duoctl.deployment import Host
 from duoctl.folder import DeploymentFolder
 from duoctl.pipeline import Context, StepFailed
@@ -601,3 +601,49 @@ def test_verify_refuses_an_unknown_option_without_showing_its_value(
         # Not taken for --token-file (no abbreviations), and the value is never echoed.
         assert "unrecognized arguments: --token" in captured.err
         assert "glpat-x" not in captured.err + captured.out
+
+
+def own_inventory(env: Env, group: str) -> Path:
+    """An own-hosts inventory whose model server is in `group` (ollama or vllm)."""
+    hosts = {
+        "gitlab": {"gitlab-vm": {"ansible_host": "203.0.113.10"}},
+        "ai_gateway": {"gateway-vm": {"ansible_host": "10.0.2.10"}},
+        group: {"model-vm": {"ansible_host": "10.0.3.10"}},
+    }
+    inventory = {
+        "all": {
+            "vars": {"ansible_user": "ubuntu", "gitlab_url": "https://gitlab.example.com"},
+            "children": {name: {"hosts": members} for name, members in hosts.items()},
+        }
+    }
+    path = env.tmp / f"{group}-hosts.yml"
+    path.write_text(yaml.safe_dump(inventory))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("group", "extra", "message"),
+    [
+        ("vllm", [], "deploy hosts needs --model-preset"),
+        ("ollama", ["--model-preset", "mistral-small-24b-w4a16-l4"], "is for a model server"),
+        ("vllm", ["--model-preset", "no-such-preset"], "no serving preset 'no-such-preset'"),
+    ],
+)
+def test_deploy_hosts_checks_the_model_preset_before_anything_runs(
+    env: Env, capsys: pytest.CaptureFixture[str], group: str, extra: list[str], message: str
+) -> None:
+    argv = ["deploy", "hosts", "--deploy-dir", str(env.tmp)]
+    argv += ["--inventory", str(own_inventory(env, group)), *extra]
+    args = cli.deployment_options_for(argv)
+    assert deploy.deploy_main(args, no_detection, None, io.StringIO()) == 2
+    assert message in capsys.readouterr().err
+    assert not (env.tmp / "hosts" / "state.json").exists()
+
+
+def test_deploy_hosts_with_vllm_passes_the_presets_role_vars_and_model() -> None:
+    preset = serving.preset(serving.DEFAULT_PRESET)
+    steps = deploy.hosts_steps(None, preset)
+    [site] = (s for s in steps if isinstance(s, deploy.PlaybookStep))
+    assert site.extra_vars == serving.vllm_role_vars(preset)
+    [duo] = (s for s in steps if isinstance(s, deploy.DuoStep))
+    assert duo.preset is preset

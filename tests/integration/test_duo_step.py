@@ -347,3 +347,32 @@ def test_the_step_reads_v1_models_through_the_ssh_tunnel(
                 deploy.DuoStep(gitlab_url=double.url).run(ctx)
         finally:
             _Vllm.served = PRESET.served_model_name
+
+
+# ---------------------------------------------------------------- own hosts serving with vLLM
+
+
+def test_own_hosts_with_vllm_register_the_presets_model(
+    tmp_path: Path, double: GitLabDouble
+) -> None:
+    own = Deployment.from_outputs(OUTPUTS, "aws", "vllm")
+    ctx, _ = context(tmp_path, double, None, own)
+    (ctx.paths.secrets_dir / "vllm_api_key").write_text(VLLM_KEY + "\n")
+    calls: list[str | None] = []
+    deploy.DuoStep(
+        gitlab_url=double.url,
+        list_models=listing(PRESET.served_model_name, calls=calls),
+        preset=PRESET,
+    ).run(ctx)
+    [model] = double.instance.models.values()
+    assert model.identifier == f"custom_openai/{PRESET.served_model_name}"
+    assert (model.api_token, calls) == (VLLM_KEY, [VLLM_KEY])
+
+
+def test_own_hosts_with_vllm_and_no_preset_are_refused(
+    tmp_path: Path, double: GitLabDouble
+) -> None:
+    ctx, _ = context(tmp_path, double, None, Deployment.from_outputs(OUTPUTS, "aws", "vllm"))
+    with pytest.raises(StepFailed, match="--model-preset"):
+        step(double).run(ctx)
+    assert double.writes == 0

@@ -15,7 +15,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Literal
 
-from duoctl import process, terraform_workdir
+from duoctl import process, serving, terraform_workdir
 from duoctl.deploy.cloud import PROVISIONAL_DOMAIN, terraform_variables
 from duoctl.deploy.steps import cloud_steps, hosts_steps
 from duoctl.deployment import Deployment
@@ -87,6 +87,29 @@ class DeploymentOptions:
 
     def input(self, key: str) -> Any:
         return self.inputs.get(key)
+
+
+def hosts_preset(own_hosts: Deployment, name: str | None) -> serving.Preset | None:
+    """Own hosts serving with vLLM: the preset that says the model, its engine arguments and
+    GitLab's family (--model-preset); none for Ollama."""
+    if own_hosts.serving != "vllm":
+        if name:
+            raise SettingsError(
+                f"--model-preset {name} is for a model server in the inventory's vllm group; "
+                f"this inventory's is in group {own_hosts.serving}",
+                "leave --model-preset out, or move the model server to a vllm group",
+            )
+        return None
+    if not name:
+        raise SettingsError(
+            "the inventory's model server is in group vllm: deploy hosts needs --model-preset "
+            "(the model it serves, its engine arguments and GitLab's model family)",
+            f"pass --model-preset {serving.DEFAULT_PRESET}, or another preset of the README's "
+            "table that fits the host's GPU",
+        )
+    chosen = serving.preset(name)
+    serving.check_fit(chosen)
+    return chosen
 
 
 def folder_of(options: DeploymentOptions, own_inventory: Path | None = None) -> DeploymentFolder:
@@ -180,7 +203,10 @@ def deploy_main(
                 raise SettingsError(f"the inventory {inventory} does not exist", "pass its path")
             folder = folder_of(options, inventory)
             own_hosts = Deployment.from_inventory(inventory)  # checked before anything is written
+            preset = hosts_preset(own_hosts, options.input("model_preset"))
             inputs: dict[str, Any] = {"inventory": str(inventory), "digest": file_digest(inventory)}
+            if preset is not None:
+                inputs["model_preset"] = preset.name
             activation = activation_code_path(options.input("activation_code_file"))
         else:
             if options.inventory:
@@ -201,7 +227,9 @@ def deploy_main(
             chosen = (
                 steps
                 if steps is not None
-                else (hosts_steps(activation) if settings is None else cloud_steps(settings))
+                else (
+                    hosts_steps(activation, preset) if settings is None else cloud_steps(settings)
+                )
             )
             progress = Progress(folder.log_file, progress_stream)
             ctx = Context(options.cloud, folder, progress, settings)

@@ -24,6 +24,7 @@ from duoctl.duo_config import config_text, duo_config, listed_models, ollama_mod
 from duoctl.errors import DuoctlError
 from duoctl.inventory import write_text
 from duoctl.pipeline import Context, StepFailed
+from duoctl.serving import Preset
 from duoctl.settings import DeploySettings, private_key_of
 
 # (the step's context, the deployment, the model server's API key) -> the ids it lists
@@ -58,6 +59,7 @@ class DuoStep:
     gitlab_url: str | None = None
     ca_file: str | None = None
     list_models: ListModels = list_through_tunnel  # how /v1/models is read
+    preset: Preset | None = None  # own hosts serving with vLLM (cloud deploys: the settings')
     name: str = "duo"
 
     def run(self, ctx: Context) -> None:
@@ -70,11 +72,11 @@ class DuoStep:
         settings = ctx.settings
         try:
             deployment = deployment_of(ctx)
-            preset = settings.preset() if settings is not None else None
+            preset = settings.preset() if settings is not None else self.preset
             if deployment.serving == "vllm" and preset is None:
                 raise DuoctlError(
-                    "own hosts serving with vLLM are not registered by deploy hosts yet",
-                    "register the model with duoctl configure (see examples/duo.yml)",
+                    "the model server serves with vLLM but no preset says which model",
+                    "run deploy hosts with --model-preset",
                 )
             if preset is not None:
                 key_file = paths.secrets_dir / "vllm_api_key"

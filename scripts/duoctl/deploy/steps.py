@@ -64,11 +64,15 @@ def _site_vars(settings: DeploySettings) -> dict[str, Any]:
     return extra
 
 
-def hosts_steps(activation_code_file: str | None = None) -> list[Step]:
-    """Own hosts: the activation code file is checked here, before any step runs."""
+def hosts_steps(
+    activation_code_file: str | None = None, preset: serving.Preset | None = None
+) -> list[Step]:
+    """Own hosts: the activation code file is checked here, before any step runs. With vLLM,
+    the preset gives the role's model and engine arguments and GitLab's registration."""
+    extra = serving.vllm_role_vars(preset) if preset is not None else {}
     return [
         WaitSshStep(),
-        PlaybookStep("site", "ansible/playbooks/site.yml"),
-        DuoStep(activation_code_file=activation_code_path(activation_code_file)),
+        PlaybookStep("site", "ansible/playbooks/site.yml", extra_vars=extra),
+        DuoStep(activation_code_file=activation_code_path(activation_code_file), preset=preset),
         VerifyStep(),
     ]
