@@ -197,3 +197,32 @@ def test_restore_drill(host: Any, name: str, tmp_path: Path) -> None:
         host.check_output("gitlab-ctl reconfigure && gitlab-ctl restart")
     assert doctor_failures(host) == 0
     assert host.file("/etc/gitlab/gitlab-secrets.json").content_string == secrets_before
+
+
+def test_a_lost_private_key_stops_the_role(name: str, tmp_path: Path) -> None:
+    """The certificate without its key: copies encrypted to it could never be read."""
+    if name not in KEY:
+        pytest.skip("gitlab-node1's key pair was made by the role")
+    playbook = tmp_path / "recipient.yml"
+    playbook.write_text(
+        "- hosts: gitlab-node1\n  gather_facts: false\n  become: true\n  tasks:\n"
+        "    - ansible.builtin.include_role: {name: gitlab, tasks_from: backup_recipient}\n"
+    )
+    inventory = Path(os.environ["MOLECULE_INVENTORY_FILE"])
+    key, aside = KEY[name], KEY[name].with_suffix(".aside")
+    key.rename(aside)
+    try:
+        run = subprocess.run(
+            # The inventory folder, as side_effect.yml passes it (host_vars beside the file).
+            ["ansible-playbook", "-i", str(inventory.parent), str(playbook)],
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, "ANSIBLE_ROLES_PATH": str(Path(__file__).resolve().parents[4])},
+        )
+    finally:
+        aside.rename(key)
+    assert run.returncode != 0
+    output = " ".join((run.stdout + run.stderr).split())  # the failure goes to stderr
+    assert "the configuration copies could not be decrypted" in output
+    assert CERT[name].exists()  # nothing made anew
