@@ -263,6 +263,9 @@ class DuoModels(BaseModel):
     models: tuple[CloudModel, ...] = ()
     # feature -> a model name here, the served model's name, vendored or disabled
     features: dict[str, str] = Field(default_factory=dict)
+    # Bedrock through a private interface endpoint in the deployment's VPC (terraform/aws
+    # bedrock_vpc_endpoint): model traffic never leaves the VPC.
+    bedrock_vpc_endpoint: bool = False
 
     @field_validator("features")
     @classmethod
@@ -284,6 +287,10 @@ class DuoModels(BaseModel):
         reserved = sorted({VENDORED, DISABLED} & set(names))
         if reserved:
             raise ValueError(f"models: {', '.join(reserved)} is not a model name (reserved)")
+        if self.bedrock_vpc_endpoint and not self.bedrock_models:
+            raise ValueError(
+                "bedrock_vpc_endpoint: true needs at least one model with platform: bedrock"
+            )
         return self
 
     @property

@@ -281,6 +281,24 @@ def test_bedrock_models_reach_terraform_on_aws(tmp_path: Path) -> None:
     )
 
 
+def test_the_private_bedrock_endpoint_is_asked_from_terraform_with_bedrock_models_only(
+    tmp_path: Path,
+) -> None:
+    private = models_file(tmp_path, features={}, bedrock_vpc_endpoint=True)
+    variables = deploy.terraform_variables(
+        resolve(tmp_path, duo_models=str(private)), "gitlab.example.com"
+    )
+    assert variables["bedrock_vpc_endpoint"] is True
+    plain = models_file(tmp_path, features={})
+    variables = deploy.terraform_variables(
+        resolve(tmp_path, duo_models=str(plain)), "gitlab.example.com"
+    )
+    assert "bedrock_vpc_endpoint" not in variables
+    azure_only = models_file(tmp_path, models=[AZURE], features={}, bedrock_vpc_endpoint=True)
+    with pytest.raises(settings.SettingsError, match="bedrock_vpc_endpoint: true needs"):
+        resolve(tmp_path, duo_models=str(azure_only))
+
+
 def test_the_same_bedrock_model_under_two_names_is_one_terraform_entry(tmp_path: Path) -> None:
     twice = [BEDROCK | {"model_id": PROFILE}, BEDROCK | {"name": "claude-2", "model_id": PROFILE}]
     path = models_file(tmp_path, models=twice, features={})

@@ -65,8 +65,10 @@ def terraform_variables(
         variables["route53_zone_id"] = settings.managed_zone
         variables.update(types)
         bedrock = settings.bedrock_model_ids()
-        if bedrock:  # what the AI gateway's instance role may invoke
+        if bedrock:  # what the AI gateway's instance role may invoke, and how it gets there
             variables["bedrock_models"] = bedrock
+            if settings.duo_models is not None and settings.duo_models.bedrock_vpc_endpoint:
+                variables["bedrock_vpc_endpoint"] = True
     else:
         variables["project_id"] = settings.project
         variables["zone"] = settings.zone or zone
