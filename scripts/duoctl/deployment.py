@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from duoctl.errors import DuoctlError
 
@@ -149,6 +156,45 @@ class Bedrock(BaseModel):
         return values
 
 
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_GCP_PROJECT = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+
+
+def _bucket(value: str) -> str:
+    if not _BUCKET.match(value):
+        raise ValueError(f"{value!r} is not a bucket name (3-63 lower-case letters, digits, . -)")
+    return value
+
+
+class Backups(BaseModel):
+    """Where GitLab uploads its backups: the deployment's bucket, reached with the GitLab VM's
+    own identity (AWS instance role, Google service account)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    provider: Literal["aws", "google"]
+    bucket: Annotated[str, AfterValidator(_bucket)]
+    region: AwsRegion | None = None  # aws
+    project: Annotated[str, Field(pattern=_GCP_PROJECT.pattern)] | None = None  # google
+
+    @model_validator(mode="after")
+    def _where(self) -> Backups:
+        if self.provider == "aws" and not self.region:
+            raise ValueError("an S3 backup bucket needs its region")
+        if self.provider == "google" and not self.project:
+            raise ValueError("a Cloud Storage backup bucket needs its project")
+        return self
+
+    def gitlab_vars(self) -> dict[str, str]:
+        """The gitlab role's variables for the GitLab host."""
+        values = {"gitlab_backup_provider": self.provider, "gitlab_backup_bucket": self.bucket}
+        if self.region:
+            values["gitlab_backup_aws_region"] = self.region
+        if self.project:
+            values["gitlab_backup_google_project"] = self.project
+        return values
+
+
 class Deployment(BaseModel):
     """The three hosts, the domain and the ports; every URL is derived from them."""
 
@@ -160,6 +206,7 @@ class Deployment(BaseModel):
     ports: Ports = Ports()
     zone: str | None = None  # Google Cloud zone of the instances (host keys)
     bedrock: Bedrock | None = None  # AWS deployments with bedrock_models
+    backups: Backups | None = None  # cloud deployments (Terraform's backup bucket)
 
     def host(self, group: Group) -> Host:
         return next(h for h in self.hosts if h.group == group)
@@ -232,6 +279,8 @@ class Deployment(BaseModel):
                 entry["duo_instance"] = host.instance
             if host.group == "ai_gateway" and self.bedrock is not None:
                 entry.update(self.bedrock.gateway_vars())
+            if host.group == "gitlab" and self.backups is not None:
+                entry.update(self.backups.gitlab_vars())
             children[host.group] = {"hosts": {host.name: entry}}
         if self.zone:
             all_vars["duo_zone"] = self.zone
@@ -316,6 +365,8 @@ class Deployment(BaseModel):
             "domain": values["gitlab_domain"],
             "zone": values.get("zone") or None,
             "bedrock": bedrock,
+            # Absent from older states.
+            "backups": values.get("backup") or None,
             "ports": {k: values[k] for k in DEFAULT_PORTS if values.get(k) not in (None, "")},
             "hosts": [
                 {
@@ -358,6 +409,7 @@ class Deployment(BaseModel):
         children = top.get("children") or {}
         hosts = []
         bedrock = None
+        backups = None
         servings = [g for g in SERVINGS if ((children.get(g) or {}).get("hosts"))]
         if len(servings) != 1:
             raise DuoctlError(
@@ -372,6 +424,13 @@ class Deployment(BaseModel):
             name, host_vars = next(iter(entries.items()))
             merged = {**all_vars, **((children.get(group) or {}).get("vars") or {})}
             merged.update(host_vars or {})
+            if group == "gitlab" and merged.get("gitlab_backup_bucket"):
+                backups = {
+                    "provider": merged.get("gitlab_backup_provider"),
+                    "bucket": merged["gitlab_backup_bucket"],
+                    "region": merged.get("gitlab_backup_aws_region") or None,
+                    "project": merged.get("gitlab_backup_google_project") or None,
+                }
             if group == "ai_gateway" and merged.get("ai_gateway_aws_region"):
                 bedrock = {
                     "region": merged["ai_gateway_aws_region"],
@@ -407,6 +466,7 @@ class Deployment(BaseModel):
             "ports": ports,
             "zone": all_vars.get("duo_zone"),
             "bedrock": bedrock,
+            "backups": backups,
         }
         return validated(data_model, f"bad inventory {path}", fix)
 
@@ -444,6 +504,8 @@ OUTPUT_NAMES = {
     **{f"ports.{name}": name for name in DEFAULT_PORTS},
     "bedrock.region": "bedrock_region",
     "bedrock.runtime_endpoint": "bedrock_runtime_endpoint",
+    "backups": "backup",
+    **{f"backups.{key}": "backup" for key in ("provider", "bucket", "region", "project")},
 }
 
 

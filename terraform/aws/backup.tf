@@ -184,6 +184,15 @@ output "backup_bucket" {
   value       = aws_s3_bucket.backups.bucket
 }
 
+output "backup" {
+  description = "Where GitLab's backup upload goes, as the gitlab role takes it: the provider, the bucket and its region (the VM's instance role is the credential)."
+  value = {
+    provider = "aws"
+    bucket   = aws_s3_bucket.backups.bucket
+    region   = var.region
+  }
+}
+
 output "gitlab_instance_role" {
   description = "IAM role of the GitLab VM's instance profile (no access key exists)."
   value       = aws_iam_role.gitlab.name

@@ -80,6 +80,15 @@ output "backup_bucket" {
   value       = google_storage_bucket.backups.name
 }
 
+output "backup" {
+  description = "Where GitLab's backup upload goes, as the gitlab role takes it: the provider, the bucket and its project (the VM's service account is the credential)."
+  value = {
+    provider = "google"
+    bucket   = google_storage_bucket.backups.name
+    project  = var.project_id
+  }
+}
+
 output "gitlab_service_account" {
   description = "Service account of the GitLab VM (no key exists)."
   value       = google_service_account.gitlab.email

@@ -23,7 +23,9 @@ Every step is the production step class, reaching its component the way producti
   GitLab API double, which accepts the admin token that the stand-in GitLab issued in the site
   step (the two stand in for one GitLab); first the API answers 502;
 - verify: the real `duoctl verify`: the infra suite over SSH through the same inventory, and a
-  timed completion through the GitLab API double (first the Ollama service is stopped).
+  timed completion through the GitLab API double, which sends it on to the gateway stand-in in
+  the gateway container as GitLab does; the gateway asks the model server, whose real small
+  model writes the completion (first the Ollama service is stopped).
 
 Where the test path still differs from production, and why:
 - The VMs are systemd containers of the Molecule `site` scenario, started at the addresses
@@ -39,11 +41,13 @@ Where the test path still differs from production, and why:
   come from host_vars/ beside the generated inventory (source variables, not connection ones).
 - No ACME server is reachable, so the site step passes gitlab_tls_mode=selfsigned; the stand-in
   GitLab has no Rails, so verify leaves out the rake check (its parsing is tested on recorded
-  outputs), and the completion is answered by the GitLab API double.
+  outputs), and GitLab's part of the completion (seat, feature mapping, the request to the
+  gateway) is played by the GitLab API double.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -104,13 +108,16 @@ CONTAINERS = {
     "ollama-vm": "site-ollama",
     "vllm-vm": "site-ollama",  # the same GPU VM stand-in, serving with vLLM
 }
-# What each host needs to install offline: the stand-in artifacts prepare.yml builds.
+# What each host needs to install offline: the stand-in artifacts prepare.yml builds (and the
+# node exporter's real Debian package it downloads).
+NODE_EXPORTER = ARTIFACTS / "prometheus-node-exporter.deb"
 HOST_SOURCES: dict[str, dict[str, Any]] = {
     "gitlab-vm": {"gitlab_package_file": str(ARTIFACTS / "gitlab-ee_19.4.1-ee.0_amd64.deb")},
     "gateway-vm": {
         "ai_gateway_image_registry": "localhost",
         "ai_gateway_image_repository": "ai-gateway-standin",
         "ai_gateway_image_archive": str(ARTIFACTS / "ai-gateway-standin-v19.4.1.tar.gz"),
+        "node_exporter_package_file": str(NODE_EXPORTER),
         # Docker inside the container: its bridge must not overlap the test network.
         "ai_gateway_docker_daemon_config": {
             "bip": "192.168.224.1/24",
@@ -217,6 +224,7 @@ def deployment(
     (tmp_path / "staging").mkdir()
     (tmp_path / "double-tls").mkdir()
     with gitlab_double("19.4.1-ee", tls_dir=tmp_path / "double-tls") as double:
+        double.forward_to_gateway = True  # completions go GitLab → gateway → model
         d = Deployment_(tmp_path, double, tmp_path / "double-tls" / "ca.crt", moto)
         try:
             yield d
@@ -285,6 +293,7 @@ def artifacts_beside_the_inventory(d: Deployment_) -> None:
         "ollama-vm": {
             "ollama_archive_src": str(d.staging / OLLAMA_ARCHIVE),
             "ollama_archive_sha256": (ARTIFACTS / "sha256sum.txt").read_text().split()[0],
+            "node_exporter_package_file": str(NODE_EXPORTER),
         },
     }
     vllm = ARTIFACTS / "vllm"
@@ -295,6 +304,7 @@ def artifacts_beside_the_inventory(d: Deployment_) -> None:
     sources["vllm-vm"] = {
         "vllm_wheelhouse_src": str(vllm / "vllm-wheelhouse.tar.gz"),
         "vllm_model_src": str(vllm / "model"),
+        "node_exporter_package_file": str(NODE_EXPORTER),
     }
     for host, values in sources.items():
         # Docker owns a container's hostname.
@@ -473,10 +483,36 @@ def faults(d: Deployment_, steps: list[Attempts], monkeypatch: pytest.MonkeyPatc
         Fault(
             "verify",
             ("verification failed", "Broken hop: gateway → model"),
-            lambda: docker("exec", "site-ollama", "systemctl", "stop", "ollama"),
-            lambda: docker("exec", "site-ollama", "systemctl", "start", "ollama"),
+            # Once the duo step has read the model's id from the running server.
+            stop_ollama_before(by_name["verify"]),
+            start_ollama_again(by_name["verify"]),
         ),
     ]
+
+
+def stop_ollama_before(step: Attempts) -> Callable[[], None]:
+    def inject() -> None:
+        step.before = lambda ctx: docker("exec", "site-ollama", "systemctl", "stop", "ollama")
+
+    return inject
+
+
+def start_ollama_again(step: Attempts) -> Callable[[], None]:
+    def repair() -> None:
+        step.before = lambda ctx: None
+        docker("exec", "site-ollama", "systemctl", "start", "ollama")
+
+    return repair
+
+
+def assert_the_model_wrote_the_completion(d: Deployment_, out: str) -> None:
+    """verify's completion went GitLab → gateway → model server and came back with the text the
+    model wrote, not the API double's canned answer."""
+    [line] = [line for line in out.splitlines() if "✔ code completion through GitLab" in line]
+    canned = d.double.completion_text.strip().splitlines()[0]
+    assert "returned '" in line and repr(canned) not in line, line
+    forwarded = [e for e in d.double.log if e.path == "/api/v4/code_suggestions/completions"]
+    assert forwarded, "no completion reached the GitLab API double"
 
 
 def test_deploy_aws_end_to_end_over_ssh_with_a_failure_at_every_step(
@@ -509,6 +545,7 @@ def test_deploy_aws_end_to_end_over_ssh_with_a_failure_at_every_step(
     code, out = d.run(steps)
     assert code == 0, out
     assert "Verified: GitLab → gateway → model answered a code completion" in out
+    assert_the_model_wrote_the_completion(d, out)
     # Each step ran once per fault it met plus the run that finished it; none ran again.
     expected = {s.name: 1 + sum(f.step == s.name for f in plan) for s in steps}
     assert {s.name: s.runs for s in steps} == expected
@@ -545,7 +582,7 @@ def test_deploy_aws_end_to_end_over_ssh_with_a_failure_at_every_step(
 
 def test_deploy_aws_serving_with_vllm(deployment: Deployment_) -> None:
     """`--serving vllm`: the default preset's GPU VM from Terraform, the vllm role on the GPU
-    host (its air-gapped path: the stand-in vLLM's wheelhouse and a weightless model folder),
+    host (its air-gapped path: the stand-in vLLM's wheelhouse and a small model's folder),
     the preset's model registered in GitLab with its API key, and verify through vLLM."""
     from duoctl import serving
 
@@ -556,6 +593,7 @@ def test_deploy_aws_serving_with_vllm(deployment: Deployment_) -> None:
     code, out = d.run(steps)
     assert code == 0, out
     assert "Verified: GitLab → gateway → model answered a code completion" in out
+    assert_the_model_wrote_the_completion(d, out)
     preset = serving.PRESETS[serving.DEFAULT_PRESET]
     vms = Deployment.from_inventory(d.inventory)
     assert (vms.serving, vms.model.name) == ("vllm", "vllm-vm")
@@ -566,3 +604,107 @@ def test_deploy_aws_serving_with_vllm(deployment: Deployment_) -> None:
     assert model.api_token == key and key not in out
     outputs = json.loads((d.folder / "terraform" / "terraform.tfstate").read_text())["outputs"]
     assert outputs["gpu_vm"]["value"]["machine_type"] == preset.machine_types["aws"]
+    # The identifier came from the server's /v1/models, read through the SSH tunnel.
+    log = (d.folder / "deploy.log").read_text()
+    assert f"the model server serves custom_openai/{preset.served_model_name}" in log
+
+    bench_both_paths_on_the_real_small_model(d, vms)
+    errors_are_counted_when_the_model_stops_and_warm_up_is_reported(d)
+    status_sees_the_whole_deployment(d)
+
+
+def bench_options(
+    d: Deployment_, paths: tuple[str, ...], levels: tuple[int, ...], requests: int
+) -> Any:
+    from duoctl.bench import BenchOptions
+    from duoctl.bench.load import Ramp
+
+    return BenchOptions(
+        name="aws",
+        deploy_dir=d.tmp / ".deploy",
+        paths=paths,  # type: ignore[arg-type]
+        ramp=Ramp(levels, requests, level_seconds=90, timeout=60, first_timeout=120),
+        gitlab_url=d.double.url,
+        ca_file=str(d.double_ca),
+    )
+
+
+def bench_both_paths_on_the_real_small_model(d: Deployment_, vms: Deployment) -> None:
+    """`duoctl bench` through GitLab (the API double, the gateway container, the model) and to
+    the model alone (the SSH tunnel through the GitLab container): every level reported, the
+    chart a PNG, the JSON round-trips, and no connection to anything but the stack."""
+    import socket as socket_module
+
+    from duoctl.bench import bench_deployment, results
+    from duoctl.folder import DeploymentFolder
+
+    stack = {"127.0.0.1", *(h.address for h in vms.hosts), *(h.private_ip for h in vms.hosts)}
+    reached: list[str] = []
+    connect = socket_module.socket.connect
+
+    def recording(sock: socket_module.socket, address: Any) -> Any:
+        if sock.family in (socket_module.AF_INET, socket_module.AF_INET6):
+            reached.append(str(address[0]))
+        return connect(sock, address)
+
+    folder = DeploymentFolder.of(d.tmp / ".deploy", "aws", ROOT)
+    options = bench_options(d, ("gitlab", "model"), (1, 2, 4), requests=6)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(socket_module.socket, "connect", recording)
+        run, where = bench_deployment(folder, options)
+    assert reached and set(reached) <= stack, set(reached) - stack
+    assert [p.path for p in run.paths] == ["gitlab", "model"]
+    for path in run.paths:
+        assert [level.level for level in path.levels] == [1, 2, 4], path
+        assert all(level.requests == 6 for level in path.levels), path
+        assert all(level.ok > 0 and level.latency_p95 for level in path.levels), path
+        assert path.first_request.latency is not None, path
+    model_path = run.paths[1]
+    assert model_path.streaming and model_path.levels[0].ttft_p50 is not None
+    assert model_path.levels[0].tokens_per_s_total > 0
+    assert (where / results.CHART).read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert results.load(results.dump(run)) == run
+    assert results.load_run(where) == run
+
+
+def errors_are_counted_when_the_model_stops_and_warm_up_is_reported(d: Deployment_) -> None:
+    """The model server stopped mid-run: the failed requests are counted, by kind. Then
+    restarted: the first request after the restart is timed against the steady median."""
+    from duoctl.bench import bench_deployment
+    from duoctl.folder import DeploymentFolder
+
+    folder = DeploymentFolder.of(d.tmp / ".deploy", "aws", ROOT)
+    stopper = threading.Timer(
+        4.0, docker, args=("exec", "site-ollama", "systemctl", "stop", "vllm")
+    )
+    stopper.start()
+    try:
+        run, _ = bench_deployment(folder, bench_options(d, ("model",), (1,), requests=30))
+    finally:
+        stopper.join()
+    [level] = run.paths[0].levels
+    assert level.ok > 0 and sum(level.errors.values()) > 0, level
+    assert level.ok + sum(level.errors.values()) <= 30, level
+
+    docker("exec", "site-ollama", "systemctl", "start", "vllm")
+    run, _ = bench_deployment(folder, bench_options(d, ("model",), (1,), requests=5))
+    first = run.paths[0].first_request
+    assert first.latency is not None and first.steady_p50 is not None, first
+    assert first.ratio is not None
+    print(
+        f"first request after a restart: {first.latency:.2f} s, steady median "
+        f"{first.steady_p50:.2f} s (x{first.ratio})"
+    )
+
+
+def status_sees_the_whole_deployment(d: Deployment_) -> None:
+    """`duoctl status` on the deployed stack: everything up, read through the same SSH."""
+    from duoctl.cli import main
+
+    argv = ["status", "--name", "aws", "--deploy-dir", str(d.tmp / ".deploy"),
+            "--gitlab-url", d.double.url, "--ca-file", str(d.double_ca), "--json"]  # fmt: skip
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(argv)
+    report = json.loads(out.getvalue())
+    assert code == 0, json.dumps(report, indent=1)

@@ -312,3 +312,57 @@ def test_bad_bedrock_outputs_are_refused_and_named(changes: dict[str, Any], name
     with pytest.raises(DuoctlError) as err:
         deployment(**changes)
     assert f"{name}:" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("backup", "expected"),
+    [
+        (
+            {
+                "provider": "aws",
+                "bucket": "duo-backups-123456789012-us-east-1",
+                "region": "us-east-1",
+            },
+            {"gitlab_backup_aws_region": "us-east-1"},
+        ),
+        (
+            {"provider": "google", "bucket": "my-project-1-duo-backups", "project": "my-project-1"},
+            {"gitlab_backup_google_project": "my-project-1"},
+        ),
+    ],
+)
+def test_the_backup_bucket_becomes_the_gitlab_hosts_variables(
+    tmp_path: Path, backup: dict[str, str], expected: dict[str, str]
+) -> None:
+    d = deployment(backup=backup)
+    children = d.inventory(None)["all"]["children"]
+    gitlab = next(iter(children["gitlab"]["hosts"].values()))
+    wanted = {
+        "gitlab_backup_provider": backup["provider"],
+        "gitlab_backup_bucket": backup["bucket"],
+    }
+    assert {k: v for k, v in gitlab.items() if k.startswith("gitlab_backup_")} == {
+        **wanted,
+        **expected,
+    }
+    for group in ("ai_gateway", "ollama"):
+        host = next(iter(children[group]["hosts"].values()))
+        assert not any(key.startswith("gitlab_backup_") for key in host), group
+    path = tmp_path / "inventory.yml"
+    path.write_text(d.inventory_text(None), encoding="utf-8")
+    assert Deployment.from_inventory(path).backups == d.backups
+
+
+@pytest.mark.parametrize(
+    "backup",
+    [
+        {"provider": "aws", "bucket": "Not_A_Bucket", "region": "us-east-1"},
+        {"provider": "aws", "bucket": "duo-backups"},  # no region
+        {"provider": "google", "bucket": "duo-backups"},  # no project
+        {"provider": "azure", "bucket": "duo-backups"},
+    ],
+)
+def test_a_bad_backup_output_is_refused_and_named(backup: dict[str, str]) -> None:
+    with pytest.raises(DuoctlError) as err:
+        deployment(backup=backup)
+    assert "backup:" in str(err.value)

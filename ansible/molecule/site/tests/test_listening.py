@@ -19,10 +19,14 @@ def allowed(host_vars: dict[str, Any]) -> set[str]:
     groups, address = set(host_vars["group_names"]), host_vars.get("private_ip")
     if "gitlab" in groups:
         return {"0.0.0.0:443", "0.0.0.0:80", *SSH}
+    # GitLab's Prometheus scrapes the node exporter on both private hosts, and the gateway's
+    # metrics (node_exporter_port, ai_gateway_metrics_port: the roles' defaults).
+    node_exporter = f"{address}:9100"
     if "ai_gateway" in groups:
         grpc = str(host_vars["gateway_agent_platform_address"]).rpartition(":")[2]
-        return {f"{address}:{urlsplit(host_vars['gateway_url']).port}", f"{address}:{grpc}", *SSH}
-    return {f"{address}:{urlsplit(host_vars['model_endpoint']).port}", *SSH}
+        api = f"{address}:{urlsplit(host_vars['gateway_url']).port}"
+        return {api, f"{address}:{grpc}", f"{address}:8082", node_exporter, *SSH}
+    return {f"{address}:{urlsplit(host_vars['model_endpoint']).port}", node_exporter, *SSH}
 
 
 def listeners(host: Any) -> set[str]:
