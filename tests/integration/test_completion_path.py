@@ -98,13 +98,18 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+METRICS_PORT: dict[str, int] = {}  # the gateway's URL -> its metrics port
+
+
 @pytest.fixture
 def gateway() -> Iterator[str]:
-    port = free_port()
+    port, metrics = free_port(), free_port()
     env = dict(
         os.environ,
         AIGW_FASTAPI__API_HOST="127.0.0.1",
         AIGW_FASTAPI__API_PORT=str(port),
+        AIGW_FASTAPI__METRICS_HOST="127.0.0.1",
+        AIGW_FASTAPI__METRICS_PORT=str(metrics),
         PORT=str(free_port()),
     )
     process = subprocess.Popen(
@@ -114,6 +119,7 @@ def gateway() -> Iterator[str]:
         stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
+    METRICS_PORT[url] = metrics
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:
@@ -186,6 +192,19 @@ def test_a_completion_is_the_models_answer_through_gitlab_and_the_gateway(
     assert "fib.py" in system["content"] and asked["max_tokens"] == 64
     assert "[INST]" in asked["stop"]
     assert model.headers[0]["Authorization"] == f"Bearer {MODEL_KEY}"
+
+
+def test_the_gateway_counts_its_completions_in_its_latency_histogram(
+    gitlab: GitLabDouble, gateway: str
+) -> None:
+    assert complete(gitlab).status_code == 200
+    gitlab.instance.models[1].endpoint = "http://127.0.0.1:9/v1"  # the model is gone
+    assert complete(gitlab).status_code == 500
+    text = requests.get(f"http://127.0.0.1:{METRICS_PORT[gateway]}/metrics", timeout=5).text
+    labels = 'handler="/v2/code/completions",method="POST"'
+    assert f'http_request_duration_seconds_count{{{labels},status="2xx"}} 1' in text
+    assert f'http_request_duration_seconds_count{{{labels},status="5xx"}} 1' in text
+    assert f'http_request_duration_seconds_bucket{{{labels},status="2xx",le="+Inf"}} 1' in text
 
 
 def test_a_streamed_completion_comes_through_as_text(

@@ -27,6 +27,10 @@ api/middleware/authentication.py of the ai-assist project; install_ai_gateway.md
   Authentication: the gateway verifies GitLab's OIDC token against GitLab's signing keys, which
   live in GitLab's Rails (no stand-in has them), so this stand-in checks only the token's form
   (a JWT whose claims are JSON) and the headers GitLab sends; the signature is not verified.
+- Metrics on AIGW_FASTAPI__METRICS_PORT (8082), as the gateway's prometheus_client server
+  serves them (ai_gateway/prometheus.py, api/server.py): the latency histogram
+  `http_request_duration_seconds` of the routes it serves, labelled handler, method and status
+  (grouped: 2xx, 4xx, 5xx), buckets 0.5 to 60 s, counting the completions this stand-in answers.
 - Port PORT (50052): a plain TCP listener standing in for the Duo Agent Platform gRPC service.
   It accepts connections and speaks no gRPC; it only proves the port is served and published.
 
@@ -82,6 +86,62 @@ PROMPTS: dict[str, dict[str, Any]] = {
         "stop": [],
     },
 }
+
+
+BUCKETS = (0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+class Latency:
+    """http_request_duration_seconds, as prometheus-fastapi-instrumentator's latency metric
+    (should_group_status_codes, should_include_status) exposes it."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.series: dict[tuple[str, str, str], list[float]] = {}  # counts per bucket, sum, n
+
+    def observe(self, handler: str, method: str, status: int, seconds: float) -> None:
+        key = (handler, method, f"{status // 100}xx")
+        with self.lock:
+            row = self.series.setdefault(key, [0.0] * (len(BUCKETS) + 2))
+            for i, bound in enumerate(BUCKETS):
+                if seconds <= bound:
+                    row[i] += 1
+            row[-2] += seconds
+            row[-1] += 1
+
+    def text(self) -> str:
+        name = "http_request_duration_seconds"
+        lines = [
+            f"# HELP {name} Duration of HTTP requests in seconds",
+            f"# TYPE {name} histogram",
+        ]
+        with self.lock:
+            for (handler, method, status), row in sorted(self.series.items()):
+                labels = f'handler="{handler}",method="{method}",status="{status}"'
+                for bound, count in zip(BUCKETS, row, strict=False):
+                    lines.append(f'{name}_bucket{{{labels},le="{bound}"}} {count}')
+                lines.append(f'{name}_bucket{{{labels},le="+Inf"}} {row[-1]}')
+                lines.append(f"{name}_count{{{labels}}} {row[-1]}")
+                lines.append(f"{name}_sum{{{labels}}} {row[-2]}")
+        return "\n".join(lines) + "\n"
+
+
+LATENCY = Latency()
+
+
+class MetricsHandler(BaseHTTPRequestHandler):
+    """prometheus_client's start_http_server: the registry's text at any path."""
+
+    def do_GET(self) -> None:
+        data = LATENCY.text().encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
 
 
 class RequestError(Exception):
@@ -225,6 +285,12 @@ class GatewayHandler(BaseHTTPRequestHandler):
     def version_string(self) -> str:
         return "uvicorn"
 
+    status = 0  # the status of the answer being sent
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        self.status = code
+        super().send_response(code, message)
+
     def _send_json(self, status: int, body: object) -> None:
         data = json.dumps(body, separators=(",", ":")).encode()
         self.send_response(status)
@@ -291,7 +357,9 @@ class GatewayHandler(BaseHTTPRequestHandler):
                 self._send_json(401, {"error": error})
                 return
         if path in COMPLETION_PATHS and self.command == "POST":
+            started = time.monotonic()
             self._complete(raw)
+            LATENCY.observe(path, "POST", self.status, time.monotonic() - started)
             return
         self._send_json(404, {"detail": "Not Found"})
 
@@ -341,6 +409,14 @@ def main() -> None:
     threading.Thread(target=_serve_tcp, args=(grpc_port,), daemon=True).start()
     http_port = int(os.environ.get("AIGW_FASTAPI__API_PORT", "5052"))
     http_host = os.environ.get("AIGW_FASTAPI__API_HOST", "0.0.0.0")  # noqa: S104
+    metrics = ThreadingHTTPServer(
+        (
+            os.environ.get("AIGW_FASTAPI__METRICS_HOST", "0.0.0.0"),  # noqa: S104
+            int(os.environ.get("AIGW_FASTAPI__METRICS_PORT", "8082")),
+        ),
+        MetricsHandler,
+    )
+    threading.Thread(target=metrics.serve_forever, daemon=True).start()
     print(f"AI gateway stand-in listening on {http_port} (HTTP) and {grpc_port} (TCP)", flush=True)
     ThreadingHTTPServer((http_host, http_port), GatewayHandler).serve_forever()
 
