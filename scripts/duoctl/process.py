@@ -3,10 +3,15 @@
 `run` starts the tool in its own session, so a terminal's Ctrl-C reaches duoctl only. While
 the tool runs, the first SIGINT, SIGTERM or SIGHUP that duoctl receives is forwarded to the
 tool once, as SIGINT: Terraform's graceful stop (it finishes the API calls in flight, writes
-its state and releases its lock) and ansible-playbook's user interrupt. Further signals are
-only acknowledged, never forwarded: a second SIGINT would make Terraform exit at once, which
-is what leaves the state empty and the lock behind. The output is read to its end meanwhile
-(a tool whose output pipe is closed dies of SIGPIPE mid-write), then `Interrupted` is raised.
+its state and releases its lock) and ansible-playbook's user interrupt. For Terraform, further
+signals are only acknowledged, never forwarded: a second SIGINT would make it exit at once,
+which is what leaves the state empty and the lock behind. ansible-playbook can lose that one
+SIGINT (its handler raises in whatever its main thread is doing, and a play of the free
+strategy has been seen to carry on, waiting an hour for a host that had stopped): when it is
+still running `TERMINATE_AFTER` seconds later, or at the next stop signal, it gets SIGTERM,
+which it passes on to its workers before it exits; a re-run converges. The output is read to
+its end meanwhile (a tool whose output pipe is closed dies of SIGPIPE mid-write), then
+`Interrupted` is raised.
 
 Signal handlers can only be set in the main thread: called from another thread, `run` starts
 the tool in duoctl's session and process group instead, so a terminal's Ctrl-C reaches the
@@ -15,9 +20,11 @@ tool directly, and reads its output to the end all the same.
 
 from __future__ import annotations
 
+import queue
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from queue import SimpleQueue
@@ -25,6 +32,8 @@ from types import FrameType
 
 Sink = Callable[[str], None]
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+# Tools that may be terminated when their SIGINT does not stop them: seconds to wait first.
+TERMINATE_AFTER: dict[str, float] = {"ansible-playbook": 30.0}
 
 
 class Interrupted(KeyboardInterrupt):
@@ -50,16 +59,22 @@ class _GracefulStop:
     calls the sink: its notes go through the reentrant SimpleQueue the output goes through.
     """
 
-    def __init__(self, tool: str) -> None:
+    def __init__(self, tool: str, terminate_after: float | None = None) -> None:
         self.tool = tool
         self.items: SimpleQueue[str | None] = SimpleQueue()  # output lines, notes; None: end
         self.proc: subprocess.Popen[str] | None = None
         self.signum: int | None = None
+        self.terminate_after = terminate_after  # None: never terminated (Terraform)
+        self.deadline: float | None = None  # when SIGTERM follows the SIGINT
         self._once = threading.Lock()  # taken by the one SIGINT sent to the tool
+        self._terminated = threading.Lock()  # taken by the one SIGTERM
 
     def __call__(self, signum: int, frame: FrameType | None) -> None:
         if self.signum is not None:
-            self.items.put(f"still waiting for {self.tool} to stop")
+            if self.terminate_after is not None:
+                self.terminate("asked again")
+            else:
+                self.items.put(f"still waiting for {self.tool} to stop")
             return
         self.signum = signum
         self.items.put(f"stopping {self.tool} cleanly (it finishes what it is doing); wait...")
@@ -68,7 +83,21 @@ class _GracefulStop:
     def forward(self) -> None:
         """Send the tool SIGINT, once (an atomic test-and-set, safe from the handler too)."""
         if self.proc is not None and self._once.acquire(blocking=False):
+            if self.terminate_after is not None:
+                self.deadline = time.monotonic() + self.terminate_after
             self.proc.send_signal(signal.SIGINT)  # a no-op once the tool has exited
+
+    def wait_limit(self) -> float | None:
+        """Seconds the output may stay silent before the tool is terminated; None: no limit."""
+        if self.deadline is None or self._terminated.locked():
+            return None
+        return max(self.deadline - time.monotonic(), 0.0)
+
+    def terminate(self, why: str) -> None:
+        """Send the tool SIGTERM, once."""
+        if self.proc is not None and self._terminated.acquire(blocking=False):
+            self.items.put(f"{self.tool} has not stopped ({why}): terminating it")
+            self.proc.send_signal(signal.SIGTERM)
 
 
 def run(
@@ -84,7 +113,8 @@ def run(
     Raises OSError when the tool cannot be started, and `Interrupted` once the tool has exited
     when a stop signal was received while it ran (the sink has then seen all its output).
     """
-    stop = _GracefulStop(Path(cmd[0]).name)
+    tool = Path(cmd[0]).name
+    stop = _GracefulStop(tool, TERMINATE_AFTER.get(tool))
     if threading.current_thread() is not threading.main_thread():
         stop.proc = _start(cmd, cwd, env, own_session=False)
         return _drain(stop, sink)
@@ -142,7 +172,14 @@ def _drain(stop: _GracefulStop, sink: Sink) -> int:
     reader = threading.Thread(target=read, name=f"{stop.tool} output", daemon=True)
     reader.start()
     try:
-        while (item := items.get()) is not None:
+        while True:
+            try:
+                item = items.get(timeout=stop.wait_limit())
+            except queue.Empty:  # the SIGINT has not stopped it in time
+                stop.terminate(f"{stop.terminate_after:g} s after the interrupt")
+                continue
+            if item is None:
+                break
             sink(item)
     except BaseException:
         stop.forward()

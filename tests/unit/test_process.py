@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
@@ -249,3 +250,67 @@ def test_a_sink_failing_after_the_signal_sends_no_second_sigint(tmp_path: Path, 
         process.run([sys.executable, "-c", TRAPPING_CHILD, str(marker)], sink)
     assert (tmp_path / "marker.count").read_text() == "1"
     assert guard == []
+
+
+# A tool that loses its SIGINT (as ansible-playbook can): it keeps going until SIGTERM.
+DEAF_CHILD = """
+import signal, sys, time
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+def term(signum, frame):
+    print("child got SIGTERM", flush=True)
+    sys.exit(143)
+signal.signal(signal.SIGTERM, term)
+print("ready", flush=True)
+time.sleep(120)
+"""
+
+
+def _deaf_tool(tmp_path: Path) -> list[str]:
+    """DEAF_CHILD under a name TERMINATE_AFTER knows."""
+    tool = tmp_path / "deaf-tool"
+    tool.write_text(f"#!{sys.executable}\n{DEAF_CHILD}")
+    tool.chmod(0o755)
+    return [str(tool)]
+
+
+def test_a_tool_that_loses_its_sigint_is_terminated_after_its_grace(
+    tmp_path: Path, guard: list[int], monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setitem(process.TERMINATE_AFTER, "deaf-tool", 0.5)
+    seen: list[str] = []
+
+    def sink(line: str) -> None:
+        seen.append(line)
+        if line == "ready":
+            _signal_self(signal.SIGINT)
+
+    started = time.monotonic()
+    with pytest.raises(Interrupted) as caught:
+        process.run(_deaf_tool(tmp_path), sink)
+    assert caught.value.returncode == 143
+    assert time.monotonic() - started < 30
+    assert "deaf-tool has not stopped (0.5 s after the interrupt): terminating it" in seen
+    assert seen[-1] == "child got SIGTERM"
+    assert guard == []
+
+
+def test_a_second_stop_signal_terminates_such_a_tool_at_once(
+    tmp_path: Path, guard: list[int], monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setitem(process.TERMINATE_AFTER, "deaf-tool", 600.0)
+    seen: list[str] = []
+
+    def sink(line: str) -> None:
+        seen.append(line)
+        if line == "ready" or line.startswith("stopping"):
+            _signal_self(signal.SIGINT)
+
+    with pytest.raises(Interrupted) as caught:
+        process.run(_deaf_tool(tmp_path), sink)
+    assert caught.value.returncode == 143
+    assert "deaf-tool has not stopped (asked again): terminating it" in seen
+    assert guard == []
+
+
+def test_terraform_is_never_terminated() -> None:
+    assert "terraform" not in process.TERMINATE_AFTER
