@@ -193,7 +193,9 @@ class Context:
                 lines.append(line)
 
         try:
-            code = process.run(cmd, sink, cwd=cwd, env={**os.environ, **(env or {})})
+            code = process.run(
+                cmd, sink, cwd=cwd, env={**os.environ, **(env or {})}, note=self.progress.note
+            )
         except OSError as exc:
             raise StepFailed(f"cannot run {cmd[0]}: {exc}") from exc
         if code != 0:

@@ -52,6 +52,10 @@ class Interrupted(KeyboardInterrupt):
         )
 
 
+class _Note(str):
+    """duoctl's own message about the stop, among the tool's output lines."""
+
+
 class _GracefulStop:
     """The signal handler: forwards the first stop signal as SIGINT, acknowledges the rest.
 
@@ -74,10 +78,12 @@ class _GracefulStop:
             if self.terminate_after is not None:
                 self.terminate("asked again")
             else:
-                self.items.put(f"still waiting for {self.tool} to stop")
+                self.items.put(_Note(f"still waiting for {self.tool} to stop"))
             return
         self.signum = signum
-        self.items.put(f"stopping {self.tool} cleanly (it finishes what it is doing); wait...")
+        self.items.put(
+            _Note(f"stopping {self.tool} cleanly (it finishes what it is doing); wait...")
+        )
         self.forward()
 
     def forward(self) -> None:
@@ -96,7 +102,7 @@ class _GracefulStop:
     def terminate(self, why: str) -> None:
         """Send the tool SIGTERM, once."""
         if self.proc is not None and self._terminated.acquire(blocking=False):
-            self.items.put(f"{self.tool} has not stopped ({why}): terminating it")
+            self.items.put(_Note(f"{self.tool} has not stopped ({why}): terminating it"))
             self.proc.send_signal(signal.SIGTERM)
 
 
@@ -106,9 +112,11 @@ def run(
     *,
     cwd: str | Path | None = None,
     env: Mapping[str, str] | None = None,
+    note: Sink | None = None,
 ) -> int:
     """Run `cmd`, handing each line of its output and error output (merged, without the line
-    end) to `sink` as it comes; return its exit code.
+    end) to `sink` as it comes; return its exit code. duoctl's own messages about stopping the
+    tool go to `note` (shown to the user at once, not as the tool's output), else to `sink`.
 
     Raises OSError when the tool cannot be started, and `Interrupted` once the tool has exited
     when a stop signal was received while it ran (the sink has then seen all its output).
@@ -117,7 +125,7 @@ def run(
     stop = _GracefulStop(tool, TERMINATE_AFTER.get(tool))
     if threading.current_thread() is not threading.main_thread():
         stop.proc = _start(cmd, cwd, env, own_session=False)
-        return _drain(stop, sink)
+        return _drain(stop, sink, note)
     previous = {
         signum: signal.signal(signum, stop)
         for signum in STOP_SIGNALS
@@ -127,7 +135,7 @@ def run(
         stop.proc = _start(cmd, cwd, env, own_session=True)
         if stop.signum is not None:  # received while the tool was being started
             stop.forward()
-        code = _drain(stop, sink)
+        code = _drain(stop, sink, note)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, signal.SIG_DFL if handler is None else handler)
@@ -152,7 +160,7 @@ def _start(
     )
 
 
-def _drain(stop: _GracefulStop, sink: Sink) -> int:
+def _drain(stop: _GracefulStop, sink: Sink, note: Sink | None = None) -> int:
     """Hand every line (and the notes of the signal handler) to `sink`; wait for the exit.
 
     A thread reads the pipe, so a note shows while the tool is silent. Should the sink fail,
@@ -180,7 +188,7 @@ def _drain(stop: _GracefulStop, sink: Sink) -> int:
                 continue
             if item is None:
                 break
-            sink(item)
+            (note if note is not None and isinstance(item, _Note) else sink)(item)
     except BaseException:
         stop.forward()
         raise

@@ -314,3 +314,24 @@ def test_a_second_stop_signal_terminates_such_a_tool_at_once(
 
 def test_terraform_is_never_terminated() -> None:
     assert "terraform" not in process.TERMINATE_AFTER
+
+
+def test_duoctls_own_notes_go_to_the_note_sink_when_given(
+    tmp_path: Path, guard: list[int], monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setitem(process.TERMINATE_AFTER, "deaf-tool", 0.5)
+    seen: list[str] = []
+    notes: list[str] = []
+
+    def sink(line: str) -> None:
+        seen.append(line)
+        if line == "ready":
+            _signal_self(signal.SIGINT)
+
+    with pytest.raises(Interrupted):
+        process.run(_deaf_tool(tmp_path), sink, note=notes.append)
+    assert notes == [
+        "stopping deaf-tool cleanly (it finishes what it is doing); wait...",
+        "deaf-tool has not stopped (0.5 s after the interrupt): terminating it",
+    ]
+    assert seen == ["ready", "child got SIGTERM"]
