@@ -65,6 +65,7 @@ from typing import Any
 import pytest
 import yaml
 from duoctl import cli, deploy
+from duoctl.deploy import steps as deploy_steps
 from duoctl.deploy.state import deployment_of
 from duoctl.deployment import Deployment
 from duoctl.pipeline import Context
@@ -346,11 +347,19 @@ def interrupt_when(marker: str, over: threading.Event) -> Callable[[Context], No
     return before
 
 
+def site_vars_of(site: Any, ctx: Context) -> None:
+    """The site step's extra vars as production passes them (the serving's role variables),
+    with the TLS mode this machine allows (no ACME server)."""
+    site.extra_vars = {**deploy_steps.site_vars(ctx.settings), "gitlab_tls_mode": "selfsigned"}
+
+
 def steps_for(d: Deployment_) -> list[Attempts]:
     private_key = str(d.tmp / "id")
 
     def resolver(name: str) -> set[str]:
         return d.dns.get(name, set())
+
+    site = deploy.PlaybookStep("site", "ansible/playbooks/site.yml", private_key=private_key)
 
     return [
         Attempts(deploy.PreflightStep(checks=aws_checks)),
@@ -368,13 +377,8 @@ def steps_for(d: Deployment_) -> list[Attempts]:
         ),
         Attempts(deploy.WaitDnsStep(resolver=resolver, timeout=0.5, interval=0.1)),
         Attempts(
-            deploy.PlaybookStep(
-                "site",
-                "ansible/playbooks/site.yml",
-                extra_vars={"gitlab_tls_mode": "selfsigned"},
-                private_key=private_key,
-            ),
-            setup=lambda ctx: artifacts_beside_the_inventory(d),
+            site,
+            setup=lambda ctx: (site_vars_of(site, ctx), artifacts_beside_the_inventory(d)),
         ),
         Attempts(
             deploy.DuoStep(gitlab_url=d.double.url, ca_file=str(d.double_ca)),

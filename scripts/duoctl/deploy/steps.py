@@ -41,7 +41,7 @@ def cloud_steps(settings: DeploySettings) -> list[Step]:
         PlaybookStep(
             "site",
             "ansible/playbooks/site.yml",
-            extra_vars=_site_vars(settings),
+            extra_vars=site_vars(settings),
             private_key=private,
         ),
         DuoStep(activation_code_file=activation_code_path(settings.activation_code_file)),
@@ -49,7 +49,7 @@ def cloud_steps(settings: DeploySettings) -> list[Step]:
     ]
 
 
-def _site_vars(settings: DeploySettings) -> dict[str, Any]:
+def site_vars(settings: DeploySettings) -> dict[str, Any]:
     extra: dict[str, Any] = {
         "gitlab_tls_mode": "letsencrypt" if settings.letsencrypt else "selfsigned"
     }

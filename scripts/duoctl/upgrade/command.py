@@ -170,7 +170,7 @@ def _site_vars(folder: DeploymentFolder) -> tuple[dict[str, Any], str | None, An
     if not folder.settings_file.is_file():
         return {}, None, None
     from duoctl.deploy.commands import DeploymentOptions, load_settings
-    from duoctl.deploy.steps import _site_vars as site_vars
+    from duoctl.deploy.steps import site_vars
     from duoctl.settings import load_saved, private_key_of
 
     cloud: Literal["aws", "gcp"] = (
