@@ -241,9 +241,18 @@ def gitlab_ctl(args: list[str]) -> int:
         subprocess.run(["systemctl", "stop", WEB_UNIT], check=True)
         return 0
     if command == "status":
-        active = subprocess.run(["systemctl", "is-active", "--quiet", WEB_UNIT], check=False)
-        print(f"{'run' if active.returncode == 0 else 'down'}: nginx (stand-in)")
-        return active.returncode
+        # runit's lines, as gitlab-ctl prints them (only the web front end runs here).
+        pid = subprocess.run(
+            ["systemctl", "show", "--property=MainPID", "--value", WEB_UNIT],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+        if pid and pid != "0":
+            print(f"run: nginx: (pid {pid}) 1s; run: log: (pid {pid}) 1s")
+            return 0
+        print("down: nginx: 1s, normally up; run: log: (pid 1) 1s")
+        return 3
     return 0
 
 
