@@ -57,6 +57,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -298,10 +299,9 @@ def artifacts_beside_the_inventory(d: Deployment_) -> None:
         },
     }
     vllm = ARTIFACTS / "vllm"
-    if not (vllm / "vllm-wheelhouse.tar.gz").is_file():
-        build = ROOT / "tests" / "doubles" / "vllm_server" / "build.py"
-        argv = [sys.executable, str(build), "--version", VLLM_VERSION, "--output-dir", str(vllm)]
-        subprocess.run([*argv, "--model-dir", str(vllm / "model")], check=True)
+    build = ROOT / "tests" / "doubles" / "vllm_server" / "build.py"
+    argv = [sys.executable, str(build), "--version", VLLM_VERSION, "--output-dir", str(vllm)]
+    subprocess.run([*argv, "--model-dir", str(vllm / "model")], check=True)  # never a stale one
     sources["vllm-vm"] = {
         "vllm_wheelhouse_src": str(vllm / "vllm-wheelhouse.tar.gz"),
         "vllm_model_src": str(vllm / "model"),
@@ -515,6 +515,7 @@ def assert_the_model_wrote_the_completion(d: Deployment_, out: str) -> None:
     [line] = [line for line in out.splitlines() if "✔ code completion through GitLab" in line]
     canned = d.double.completion_text.strip().splitlines()[0]
     assert "returned '" in line and repr(canned) not in line, line
+    assert "canned answer" not in line, line  # a stand-in built without its model
     forwarded = [e for e in d.double.log if e.path == "/api/v4/code_suggestions/completions"]
     assert forwarded, "no completion reached the GitLab API double"
 
@@ -678,19 +679,33 @@ def errors_are_counted_when_the_model_stops_and_warm_up_is_reported(d: Deploymen
     from duoctl.folder import DeploymentFolder
 
     folder = DeploymentFolder.of(d.tmp / ".deploy", "aws", ROOT)
-    stopper = threading.Timer(
-        4.0, docker, args=("exec", "site-ollama", "systemctl", "stop", "vllm")
-    )
-    stopper.start()
+    stop = ("exec", "site-ollama", "systemctl", "stop", "vllm")
+    stopper = threading.Thread(target=docker, args=stop)
+
+    def progress(p: Any) -> None:  # a few answers in: the model server goes away
+        if p.done >= 5 and stopper.ident is None:
+            stopper.start()
+
     try:
-        run, _ = bench_deployment(folder, bench_options(d, ("model",), (1,), requests=30))
+        options = bench_options(d, ("model",), (1,), requests=200)
+        run, _ = bench_deployment(folder, options, progress=progress)
     finally:
-        stopper.join()
+        if stopper.ident is not None:
+            stopper.join()
     [level] = run.paths[0].levels
-    assert level.ok > 0 and sum(level.errors.values()) > 0, level
-    assert level.ok + sum(level.errors.values()) <= 30, level
+    assert level.ok >= 5 and sum(level.errors.values()) > 0, level
+    assert level.ok + sum(level.errors.values()) <= 200, level
 
     docker("exec", "site-ollama", "systemctl", "start", "vllm")
+    model = Deployment.from_inventory(d.inventory).model
+    deadline = time.monotonic() + 120
+    while True:  # the server is up again (the first completion is what the check times)
+        try:
+            with urllib.request.urlopen(f"http://{model.private_ip}:8000/health", timeout=2):
+                break
+        except OSError:
+            assert time.monotonic() < deadline, "vLLM did not come back"
+            time.sleep(0.5)
     run, _ = bench_deployment(folder, bench_options(d, ("model",), (1,), requests=5))
     first = run.paths[0].first_request
     assert first.latency is not None and first.steady_p50 is not None, first
