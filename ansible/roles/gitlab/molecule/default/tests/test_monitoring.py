@@ -94,6 +94,11 @@ def test_rules_file_is_valid(host: Any, monitored: bool) -> None:
     assert "unless on (instance, name)" in found["DuoModelServerDown"]
     assert "vllm:kv_cache_usage_perc" in found["DuoVllmKvCacheNearlyFull"]
     assert "> 0.95" in found["DuoVllmKvCacheNearlyFull"]
-    assert 'status=~"5.."' in found["DuoGatewayErrors"]
+    # The gateway's one request metric: its latency histogram, status codes grouped (5xx).
+    assert (
+        'http_request_duration_seconds_count{job="duo-ai-gateway", status="5xx"}'
+        in (found["DuoGatewayErrors"])
+    )
     assert "histogram_quantile(0.95," in found["DuoGatewaySlow"]
+    assert "http_request_duration_seconds_bucket" in found["DuoGatewaySlow"]
     assert found["DuoGatewaySlow"].endswith("> 1.5")
