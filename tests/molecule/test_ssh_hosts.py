@@ -33,12 +33,11 @@ from typing import Any
 import boto3
 import paramiko
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from tests.doubles.aws_ec2_extras import set_console_output, set_elastic_ip_range
 from tests.doubles.aws_moto_server import AWS_CREDENTIALS, UBUNTU_NOBLE_AMIS, moto_server
 from tests.tooling import cloud_init
+from tests.tooling.ssh_keys import generate_key
 
 pytestmark = pytest.mark.slow
 
@@ -74,23 +73,6 @@ class Hosts:
 def molecule(stage: str, env: dict[str, str]) -> None:
     print(f"\n----- molecule {stage} -s site -----", flush=True)
     subprocess.run(["molecule", stage, "-s", "site"], cwd=ANSIBLE_DIR, env=env, check=True)
-
-
-def generate_key(folder: Path) -> tuple[Path, str]:
-    key = Ed25519PrivateKey.generate()
-    private = folder / "id_ed25519"
-    private.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.OpenSSH,
-            serialization.NoEncryption(),
-        )
-    )
-    private.chmod(0o600)
-    public = key.public_key().public_bytes(
-        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
-    )
-    return private, f"{public.decode()} duo@test"
 
 
 def keys_in_console(text: str) -> list[tuple[str, str]]:

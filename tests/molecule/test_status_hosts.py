@@ -24,13 +24,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from duoctl.deployment import Deployment
 from duoctl.status import command
 from duoctl.status.options import StatusOptions
 
 from tests.tooling import cloud_init
+from tests.tooling.ssh_keys import generate_key
 
 pytestmark = pytest.mark.slow
 
@@ -94,23 +93,6 @@ def put(container: Container, path: str, text: str, mode: str = "0644") -> None:
 def unit(container: Container, name: str, start: str) -> None:
     put(container, f"/etc/systemd/system/{name}.service", UNIT.format(name=name, command=start))
     sh(container, f"systemctl daemon-reload && systemctl enable --now {name}")
-
-
-def generate_key(folder: Path) -> tuple[Path, str]:
-    key = Ed25519PrivateKey.generate()
-    private = folder / "id_ed25519"
-    private.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.OpenSSH,
-            serialization.NoEncryption(),
-        )
-    )
-    private.chmod(0o600)
-    public = key.public_key().public_bytes(
-        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
-    )
-    return private, f"{public.decode()} duo@test"
 
 
 @pytest.fixture(scope="module")

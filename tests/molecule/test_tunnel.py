@@ -29,14 +29,13 @@ from pathlib import Path
 
 import paramiko
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from duoctl.deployment import Deployment
 from duoctl.duo_config import listed_models
 from duoctl.errors import DuoctlError
 from duoctl.tunnel import forward
 
 from tests.tooling import cloud_init
+from tests.tooling.ssh_keys import generate_key
 
 pytestmark = pytest.mark.slow
 
@@ -124,20 +123,7 @@ def deployment_for(public: str, jump_private: str, model_private: str) -> Deploy
 @pytest.fixture(scope="module")
 def hosts(container_tooling: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hosts]:
     folder = tmp_path_factory.mktemp("tunnel")
-    key = Ed25519PrivateKey.generate()
-    key_file = folder / "id_ed25519"
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.OpenSSH,
-            serialization.NoEncryption(),
-        )
-    )
-    key_file.chmod(0o600)
-    public = key.public_key().public_bytes(
-        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
-    )
-    public_key = f"{public.decode()} duo@test"
+    key_file, public_key = generate_key(folder)
     try:
         docker("network", "create", "--internal", NETWORK)
         docker("run", *RUN_OPTIONS, "--name", JUMP, "--hostname", "gitlab-vm", container_tooling,
