@@ -1,9 +1,10 @@
 """One folder per deployment: `.deploy/<name>/` holds everything the deployment owns.
 
 settings.yml, state.json, deploy.log, secrets/ (0600 files), known_hosts and ssh_config,
-inventory.yml, duo.yml and terraform/ (its own Terraform working directory and, with the
-local backend, its state). The repository's terraform/<cloud> stays read-only. One lock per
-folder: a second concurrent run refuses, naming the first one's PID.
+inventory.yml, duo.yml, gitlab-version (after an upgrade) and terraform/ (its own Terraform
+working directory and, with the local backend, its state). The repository's terraform/<cloud>
+stays read-only. One lock per folder: a second concurrent run refuses, naming the first one's
+PID.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 from duoctl.errors import DuoctlError
 
 NAME = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
+VERSION = re.compile(r"^\d+\.\d+\.\d+$")
 # ssh passes the -F file to its ProxyJump command line unquoted: no blanks or quotes there.
 UNSAFE_PATH = re.compile(r"[\s'\"\\$`{}%]")
 
@@ -105,6 +107,33 @@ class DeploymentFolder:
     @property
     def terraform_dir(self) -> Path:
         return self.root / "terraform"
+
+    @property
+    def gitlab_version_file(self) -> Path:
+        """The GitLab version `duoctl upgrade` reached; every playbook run pins GitLab to it."""
+        return self.root / "gitlab-version"
+
+    def recorded_gitlab_version(self) -> str | None:
+        try:
+            text = self.gitlab_version_file.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise DuoctlError(
+                f"cannot read {self.gitlab_version_file}: {exc.strerror}",
+                "make it readable: it holds the GitLab version the last upgrade reached",
+            ) from None
+        if not VERSION.match(text):
+            raise DuoctlError(
+                f"{self.gitlab_version_file} holds {text[:40]!r}, not a GitLab version X.Y.Z",
+                "write the version GitLab runs (Admin > Overview: Dashboard) into it, e.g. 19.5.1",
+            )
+        return text
+
+    def record_gitlab_version(self, version: str) -> None:
+        temporary = self.gitlab_version_file.with_suffix(".tmp")
+        temporary.write_text(f"{version}\n", encoding="utf-8")
+        temporary.replace(self.gitlab_version_file)
 
     @property
     def lock_file(self) -> Path:

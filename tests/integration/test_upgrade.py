@@ -315,6 +315,37 @@ def test_a_hop_backs_up_then_runs_the_roles_at_the_resolved_version(
     assert ctx.data["upgrade_resolved"] == {"1": "18.11.3"}
 
 
+def test_the_version_a_hop_reached_pins_every_later_playbook_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After an upgrade a deploy (any playbook step) keeps GitLab at the version reached, never
+    the bundle's default pin; an upgrade step's own version wins over the record."""
+    from duoctl.deploy import PlaybookStep
+
+    folder = make_deployment(tmp_path)
+    record = tmp_path / "calls.jsonl"
+    playbook = fake_tool(tmp_path, "ansible-playbook", record)
+    monkeypatch.setattr("duoctl.deploy.playbooks.tool_path", lambda _: playbook)
+    ctx = context(folder)
+
+    def versions() -> list[str | None]:
+        calls = [json.loads(line) for line in record.read_text().splitlines()]
+        return [json.loads(c[c.index("-e") + 1]).get("duo_gitlab_version") for c in calls]
+
+    site = PlaybookStep("site", "ansible/playbooks/site.yml", extra_vars={"gitlab_tls_mode": "x"})
+    site.run(ctx)
+    assert versions() == [None]  # never upgraded: the bundle's pin (group_vars)
+    GitLabStep("g", 1, Hop(Version(19, 5, 1)), {}, None).run(ctx)
+    assert folder.gitlab_version_file.read_text() == "19.5.1\n"
+    GatewayStep("a", 1, Hop(Version(19, 5, 1))).run(ctx)
+    site.run(ctx)
+    assert versions() == [None, "19.5.1", "19.5.1", "19.5.1"]
+
+    folder.gitlab_version_file.write_text("latest\n")
+    with pytest.raises(DuoctlError, match=r"gitlab-version holds 'latest', not a GitLab version"):
+        site.run(ctx)
+
+
 def test_a_newest_patch_hop_the_repository_lacks_fails_with_the_fix(tmp_path: Path) -> None:
     folder = make_deployment(tmp_path)
     adhoc = AdHoc(executable=fake_tool(tmp_path, "ansible", tmp_path / "r", MADISON))

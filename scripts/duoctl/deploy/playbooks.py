@@ -74,7 +74,11 @@ class PlaybookStep:
     def run(self, ctx: Context) -> None:
         root = ctx.paths.repo
         ctx.paths.secrets_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        extra = {"duo_secrets_dir": str(ctx.paths.secrets_dir.resolve()), **self.extra_vars}
+        extra: dict[str, Any] = {"duo_secrets_dir": str(ctx.paths.secrets_dir.resolve())}
+        recorded = ctx.paths.recorded_gitlab_version()
+        if recorded:  # upgraded: never back to the bundle's pin (an upgrade step sets its own)
+            extra["duo_gitlab_version"] = recorded
+        extra.update(self.extra_vars)
         cmd = [self.executable or tool_path("ansible-playbook"), str(root / self.playbook)]
         cmd += ["-i", str(ctx.paths.inventory.resolve()), "-e", json.dumps(extra)]
         if self.private_key:

@@ -277,6 +277,7 @@ class GitLabStep:
             ctx
         )
         ctx.data["upgrade_gitlab_version"] = version
+        ctx.paths.record_gitlab_version(version)  # later deploys keep GitLab at this version
 
 
 @dataclass
