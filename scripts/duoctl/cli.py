@@ -43,6 +43,16 @@ def _add_configure(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     p.set_defaults(func=_run_configure)
 
 
+def _add_gitlab_access(p: argparse.ArgumentParser, allow_http: bool = True) -> None:
+    """How a command reaches the deployment's GitLab API: another URL (a proxy), its CA."""
+    p.add_argument(
+        "--gitlab-url", help="reach GitLab's API at this URL (default: the deployment's)"
+    )
+    p.add_argument("--ca-file", help="CA bundle for a GitLab with a private CA")
+    if allow_http:
+        _add_allow_http(p)
+
+
 def _add_allow_http(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--allow-http",
@@ -273,8 +283,7 @@ def _add_verify(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "--token-file",
         help="automation token (default: secrets/gitlab_admin_token beside the inventory)",
     )
-    p.add_argument("--ca-file", help="CA bundle for a GitLab with a private CA")
-    p.add_argument("--gitlab-url", help="overrides gitlab_url of the inventory")
+    _add_gitlab_access(p)
     p.add_argument("--ssh-key", help="private key for SSH (default: ssh-agent and ~/.ssh)")
     p.add_argument("--user", default="root", help="user whose Duo access rake checks (root)")
     p.add_argument(
@@ -293,7 +302,6 @@ def _add_verify(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "--skip-completion", action="store_true", help="do not request a code completion"
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    _add_allow_http(p)
     _add_name(p)
     p.set_defaults(func=_run_verify)
 
@@ -350,13 +358,11 @@ def _add_upgrade(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         help="also stop at the conditional stops (large instances, see the plan)",
     )
     p.add_argument("--from", dest="from_step", metavar="STEP", help="restart from this step")
-    p.add_argument("--gitlab-url", help="reach GitLab's API there (default: the inventory's)")
-    p.add_argument("--ca-file", help="CA bundle for a GitLab with a private CA")
+    _add_gitlab_access(p)
     p.add_argument(
         "--registry-url",
         help="API of the gateway image's registry, for each hop's tag (default: the role's)",
     )
-    _add_allow_http(p)
     _add_name(p)
     p.set_defaults(func=_run_upgrade)
 
@@ -394,14 +400,12 @@ def _add_status(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "--token-file",
         help="automation token (default: the deployment's secrets/gitlab_admin_token)",
     )
-    p.add_argument("--ca-file", help="CA bundle for a GitLab with a private CA")
-    p.add_argument("--gitlab-url", help="overrides the deployment's GitLab URL")
+    _add_gitlab_access(p)
     p.add_argument("--ssh-key", help="private key for SSH (default: the deployment's, or agent)")
     p.add_argument(
         "--timeout", type=float, default=6.0, help="seconds each check may take (default 6)"
     )
     p.add_argument("--json", action="store_true", help="machine-readable output (schema 1)")
-    _add_allow_http(p)
     _add_name(p)
     p.set_defaults(func=_run_status)
 
@@ -449,8 +453,7 @@ def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     p.add_argument("--model", help="the model's name on its server (default: the first listed)")
     p.add_argument("--ssh-key", help="private key for the tunnel (default: the deployment's)")
-    p.add_argument("--gitlab-url", help="GitLab's URL when not the deployment's (behind a proxy)")
-    p.add_argument("--ca-file", help="CA certificate GitLab's TLS certificate is issued by")
+    _add_gitlab_access(p, allow_http=False)  # the bench never sends the token in the clear
     p.add_argument("--compare", nargs=2, metavar=("A", "B"), help="compare two saved runs")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     _add_name(p)

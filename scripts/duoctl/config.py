@@ -404,6 +404,16 @@ class LicenseSection(_Strict):
         return ActivationCode(code, f"license.activation_code_file {self.activation_code_file}")
 
 
+def known_features(mapping: dict[str, str]) -> dict[str, str]:
+    """A feature mapping's keys are GitLab's feature names (a validator's check)."""
+    unknown = sorted(set(mapping) - set(FEATURES))
+    if unknown:
+        raise ValueError(
+            f"unknown feature(s) {', '.join(unknown)}; GitLab's features: {', '.join(FEATURES)}"
+        )
+    return mapping
+
+
 class DuoConfig(_Strict):
     gitlab: GitLabSection = Field(default_factory=GitLabSection)
     license: LicenseSection = Field(default_factory=LicenseSection)
@@ -417,12 +427,7 @@ class DuoConfig(_Strict):
     @field_validator("features")
     @classmethod
     def _features(cls, v: dict[str, str]) -> dict[str, str]:
-        unknown = sorted(set(v) - set(FEATURES))
-        if unknown:
-            raise ValueError(
-                f"unknown feature(s) {', '.join(unknown)}; valid features: {', '.join(FEATURES)}"
-            )
-        return v
+        return known_features(v)
 
     @field_validator("seats")
     @classmethod

@@ -30,9 +30,9 @@ from duoctl.config import (
     VENDORED,
     ConfigError,
     DuoConfig,
+    known_features,
     parse_config,
 )
-from duoctl.config import FEATURES as GITLAB_FEATURES
 from duoctl.deployment import Deployment, read_inventory
 from duoctl.errors import DuoctlError
 from duoctl.serving import Preset
@@ -270,13 +270,7 @@ class DuoModels(BaseModel):
     @field_validator("features")
     @classmethod
     def _features(cls, v: dict[str, str]) -> dict[str, str]:
-        unknown = sorted(set(v) - set(GITLAB_FEATURES))
-        if unknown:
-            raise ValueError(
-                f"unknown feature(s) {', '.join(unknown)}; GitLab's features: "
-                f"{', '.join(GITLAB_FEATURES)}"
-            )
-        return v
+        return known_features(v)
 
     @model_validator(mode="after")
     def _names(self) -> DuoModels:
