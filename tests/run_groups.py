@@ -69,6 +69,7 @@ def run_group(group: Group, report_dir: Path) -> Result:
     else:
         report = report_dir / f"{group.name}.xml"
         cmd = [str(BIN / "pytest"), group.folder, f"--junitxml={report}", "-p", "no:cacheprovider"]
+        cmd.append("--durations=12")  # where the time goes, in the CI log
         code = subprocess.call(cmd, cwd=ROOT, env=env)
         res = junit_counts(report) if report.exists() else Result()
         if code not in (0, 5) and res.failed == 0:

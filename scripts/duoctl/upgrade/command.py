@@ -228,11 +228,10 @@ def main(
                 EXIT_FAILED,
             )
         with folder.lock():
+            site_vars, key, settings = _site_vars(folder)
             if steps_for is not None:
                 steps = steps_for(hops, api)
-                settings = None
             else:
-                site_vars, key, settings = _site_vars(folder)
                 steps = [
                     step
                     for index, hop in enumerate(hops, start=1)
