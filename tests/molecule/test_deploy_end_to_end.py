@@ -26,6 +26,12 @@ Every step is the production step class, reaching its component the way producti
   timed completion through the GitLab API double, which sends it on to the gateway stand-in in
   the gateway container as GitLab does; the gateway asks the model server, whose real small
   model writes the completion (first the Ollama service is stopped).
+Then the deployment is upgraded in lockstep, `duoctl upgrade --gitlab-version 19.5.1` with the
+production hop steps: migrations finished, `duoctl backup` on the GitLab host, the gitlab role
+installing the 19.5.1 stand-in package (interrupted with SIGINT first: the re-run resumes),
+migrations again, the ai_gateway role moving the gateway to the 19.5.1 image, configure
+re-applying the gateway URL the upgrade dropped, verify. A later playbook run keeps 19.5.1, and
+a pin back to 19.4.1 is refused.
 
 Where the test path still differs from production, and why:
 - The VMs are systemd containers of the Molecule `site` scenario, started at the addresses
@@ -38,7 +44,12 @@ Where the test path still differs from production, and why:
 - The controller reaches the private containers directly too (one Docker host); the inventory
   still takes the jump host, as the assertions on the ssh_config show.
 - The artifacts that cannot be downloaded here (GitLab package, gateway image, Ollama release)
-  come from host_vars/ beside the generated inventory (source variables, not connection ones).
+  come from host_vars/ beside the generated inventory (source variables, not connection ones),
+  one per version, as the README shows for air-gapped upgrades.
+- The GitLab API double learns that the GitLab it stands for was upgraded from the container's
+  installed package (read with dpkg-query after the upgrade's gitlab step): the double then
+  answers with the new version, queues the upgrade's batched background migrations and drops
+  the gateway URL (GitLab.upgrade in the double).
 - No ACME server is reachable, so the site step passes gitlab_tls_mode=selfsigned; the stand-in
   GitLab has no Rails, so verify leaves out the rake check (its parsing is tested on recorded
   outputs), and GitLab's part of the completion (seat, feature mapping, the request to the
@@ -113,12 +124,17 @@ CONTAINERS = {
 # What each host needs to install offline: the stand-in artifacts prepare.yml builds (and the
 # node exporter's real Debian package it downloads).
 NODE_EXPORTER = ARTIFACTS / "prometheus-node-exporter.deb"
+# One package and one gateway archive per GitLab version (the air-gapped upgrade path).
 HOST_SOURCES: dict[str, dict[str, Any]] = {
-    "gitlab-vm": {"gitlab_package_file": str(ARTIFACTS / "gitlab-ee_19.4.1-ee.0_amd64.deb")},
+    "gitlab-vm": {
+        "gitlab_package_file": f"{ARTIFACTS}/gitlab-ee_{{{{ gitlab_package_version }}}}_amd64.deb"
+    },
     "gateway-vm": {
         "ai_gateway_image_registry": "localhost",
         "ai_gateway_image_repository": "ai-gateway-standin",
-        "ai_gateway_image_archive": str(ARTIFACTS / "ai-gateway-standin-v19.4.1.tar.gz"),
+        "ai_gateway_image_archive": (
+            f"{ARTIFACTS}/ai-gateway-standin-v{{{{ ai_gateway_gitlab_version }}}}.tar.gz"
+        ),
         "node_exporter_package_file": str(NODE_EXPORTER),
         # Docker inside the container: its bridge must not overlap the test network.
         "ai_gateway_docker_daemon_config": {
@@ -584,6 +600,139 @@ def test_deploy_aws_end_to_end_over_ssh_with_a_failure_at_every_step(
     # The non-default ports reached the roles and GitLab.
     assert d.double.instance.duo["aiGatewayUrl"] == f"http://{vms.gateway.private_ip}:15052"
 
+    upgrade_in_lockstep(d)
+
+
+# --- the upgrade ---------------------------------------------------------------------------
+
+UPGRADE_TO = "19.5.1"
+
+
+def build_the_next_release() -> None:
+    """The 19.5.1 stand-ins beside the 19.4.1 ones: the package and the gateway image."""
+    doubles = ROOT / "tests" / "doubles"
+    subprocess.run(
+        [sys.executable, str(doubles / "gitlab_ee_package" / "build.py"), str(ARTIFACTS),
+         f"{UPGRADE_TO}-ee.0"], check=True, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    subprocess.run(
+        [sys.executable, str(doubles / "ai_gateway_image" / "build.py"),
+         "--image", f"localhost/ai-gateway-standin:self-hosted-v{UPGRADE_TO}-ee",
+         "--output", str(ARTIFACTS / f"ai-gateway-standin-v{UPGRADE_TO}.tar.gz")],
+        check=True,
+    )  # fmt: skip
+
+
+def installed_gitlab(container: str = "site-gitlab") -> str:
+    """The gitlab-ee version installed in the GitLab container, as X.Y.Z-ee."""
+    query = ["exec", container, "dpkg-query", "--show", "--showformat=${Version}", "gitlab-ee"]
+    out = subprocess.run(["docker", *query], capture_output=True, text=True, check=True).stdout
+    return out.strip().removesuffix(".0").replace("-ee.", "-ee")
+
+
+@dataclass
+class Upgraded:
+    """The upgrade's gitlab step; afterwards the API double answers as the upgraded GitLab."""
+
+    inner: Any
+    double: GitLabDouble
+    before: Callable[[Context], None] = lambda ctx: None
+    name: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.name = self.inner.name
+
+    def run(self, ctx: Context) -> None:
+        self.before(ctx)
+        self.inner.run(ctx)
+        version = installed_gitlab()
+        if version != self.double.instance.version:
+            self.double.upgrade(version)
+
+
+def upgrade_in_lockstep(d: Deployment_) -> None:
+    """`duoctl upgrade` 19.4.1 -> 19.5.1 on the deployed stack, interrupted once, then a later
+    playbook run pinned to 19.5.1 and a downgrade refused."""
+    from duoctl.deploy.playbooks import PlaybookStep
+    from duoctl.folder import DeploymentFolder
+    from duoctl.pipeline import Progress, StepFailed
+    from duoctl.upgrade import UpgradeOptions
+    from duoctl.upgrade import main as upgrade_main
+    from duoctl.upgrade.steps import GitLabStep, MigrationsStep, hop_steps
+
+    build_the_next_release()
+    private_key = str(d.tmp / "id")
+    folder = DeploymentFolder.of(d.tmp / ".deploy", "aws", ROOT)
+    settings = deploy.load_settings(
+        cli.deployment_options_for(d.argv()), folder, lambda: "192.0.2.1"
+    )
+    extra = {**deploy_steps.site_vars(settings), "gitlab_tls_mode": "selfsigned"}
+    over = threading.Event()
+    interrupt = interrupt_when("TASK [gitlab : ", over)
+
+    def steps_for(hops: list[Any], api: Any) -> list[Any]:
+        steps: list[Any] = []
+        for index, hop in enumerate(hops, start=1):
+            for step in hop_steps(index, hop, api, private_key, extra):
+                if isinstance(step, MigrationsStep):
+                    step.poll = 1.0
+                if isinstance(step, deploy.VerifyStep):
+                    step.skip_rake = True
+                if isinstance(step, GitLabStep):
+                    step = Upgraded(step, d.double, interrupt)
+                steps.append(step)
+        return steps
+
+    options = UpgradeOptions(
+        UPGRADE_TO, "aws", d.tmp / ".deploy", gitlab_url=d.double.url, ca_file=str(d.double_ca)
+    )
+
+    def upgrade() -> tuple[int, str]:
+        out = io.StringIO()
+        code = upgrade_main(options, lambda line: print(line, file=out), out, steps_for)
+        sys.stdout.write(out.getvalue())
+        return code, out.getvalue()
+
+    gateway_url = d.double.instance.duo["aiGatewayUrl"]
+    code, out = upgrade()  # Ctrl-C while the gitlab role runs
+    assert code == 130, out
+    assert "Interrupted during hop1-19.5.1-gitlab" in out, out
+    over.set()
+    interrupt = lambda ctx: None  # noqa: E731
+    code, out = upgrade()
+    assert code == 0, out
+    assert "Resuming the recorded upgrade to 19.5.1" in out, out
+    assert "hop1-19.5.1-backup: done in an earlier run" in out, out
+    assert f"Upgrade complete: GitLab {UPGRADE_TO} (aws)." in out, out
+    assert "Verified: GitLab → gateway → model answered a code completion" in out, out
+    assert installed_gitlab() == d.double.instance.version == f"{UPGRADE_TO}-ee"
+    # The gateway URL the upgrade dropped is back; the settle step waited for the migrations.
+    assert d.double.instance.duo["aiGatewayUrl"] == gateway_url
+    assert all(m["status"] == "finished" for m in d.double.migrations["main"])
+    assert folder.gitlab_version_file.read_text() == f"{UPGRADE_TO}\n"
+    report = status_report(d)
+    assert report["versions"]["gitlab"] == f"{UPGRADE_TO}-ee", report["versions"]
+    assert report["versions"]["gateway_image"].endswith(f":self-hosted-v{UPGRADE_TO}-ee")
+    # The backup before the hop: GitLab's archive of 19.4.1 and the encrypted configuration.
+    log = folder.log_file.read_text()
+    assert "_19.4.1-ee done on gitlab-vm in " in log, log[-3000:]
+    assert "configuration  " in log and "(encrypted; gitlab-secrets.json" in log
+
+    # A later deploy's playbook run keeps GitLab at 19.5.1: nothing to install.
+    ctx = Context("aws", folder, Progress(folder.log_file, io.StringIO()), settings)
+    gitlab = PlaybookStep("site", "ansible/playbooks/gitlab.yml", extra_vars=extra,
+                          private_key=private_key)  # fmt: skip
+    gitlab.run(ctx)
+    recap = [line for line in folder.log_file.read_text().splitlines() if "gitlab-vm" in line]
+    assert "changed=0" in recap[-1], recap[-1]
+    assert installed_gitlab() == f"{UPGRADE_TO}-ee"
+    # An explicit pin back to 19.4.1 is refused before anything is installed.
+    back = PlaybookStep("site", "ansible/playbooks/gitlab.yml", private_key=private_key,
+                        extra_vars={**extra, "duo_gitlab_version": "19.4.1"})  # fmt: skip
+    with pytest.raises(StepFailed, match="GitLab cannot be downgraded"):
+        back.run(ctx)
+    assert installed_gitlab() == f"{UPGRADE_TO}-ee"
+
 
 def test_deploy_aws_serving_with_vllm(deployment: Deployment_) -> None:
     """`--serving vllm`: the default preset's GPU VM from Terraform, the vllm role on the GPU
@@ -718,8 +867,8 @@ def errors_are_counted_when_the_model_stops_and_warm_up_is_reported(d: Deploymen
     )
 
 
-def status_sees_the_whole_deployment(d: Deployment_) -> None:
-    """`duoctl status` on the deployed stack: everything up, read through the same SSH."""
+def status_report(d: Deployment_) -> dict[str, Any]:
+    """`duoctl status --json` of the deployed stack; it exits 0 (everything up)."""
     from duoctl.cli import main
 
     argv = ["status", "--name", "aws", "--deploy-dir", str(d.tmp / ".deploy"),
@@ -727,5 +876,14 @@ def status_sees_the_whole_deployment(d: Deployment_) -> None:
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         code = main(argv)
-    report = json.loads(out.getvalue())
+    report: dict[str, Any] = json.loads(out.getvalue())
     assert code == 0, json.dumps(report, indent=1)
+    return report
+
+
+def status_sees_the_whole_deployment(d: Deployment_) -> None:
+    """`duoctl status` on the deployed stack: everything up, read through the same SSH."""
+    report = status_report(d)
+    assert report["ok"] and not report["down"], report["down"]
+    assert [h["state"] for h in report["hosts"]] == ["up"] * 3, report["hosts"]
+    assert str(report["versions"]["model_server"]).startswith("vllm"), report["versions"]

@@ -91,6 +91,18 @@ class GitLabDouble:
         self.migrations_finish_after: int | None = None
         self._lock = threading.Lock()
 
+    def upgrade(self, version: str, migrations_after: int = 2) -> None:
+        """What upgrading the GitLab it stands for does here: the new version answers (and its
+        schema), the upgrade's batched background migrations are queued (finished after
+        `migrations_after` listings), and the AI gateway and agent platform URLs are dropped,
+        as an upgrade to 19.2 was reported to do."""
+        with self._lock:
+            self.instance.version = version
+            queued = len(self.migrations["main"]) + 1
+            self.migrations["main"].append(migration(queued, "active", "BackfillAfterUpgrade"))
+            self.migrations_finish_after = migrations_after
+            self.instance.duo.update(aiGatewayUrl=None, duoAgentPlatformServiceUrl=None)
+
     # ------------------------------------------------------------ counters
 
     @property
