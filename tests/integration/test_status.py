@@ -2,27 +2,38 @@
 and 19.4, configured by `duoctl configure` first), the hosts over SSH through the jump host
 (the SSH servers of tests/doubles/ssh_hosts.py, made to answer the status commands, and one
 HTTP server standing in for the gateway's and Ollama's APIs), the GPU VM's state from moto
-(AWS) and from the Compute Engine double (Google Cloud, with instances.get added here)."""
+(AWS) and from the Compute Engine double (Google Cloud, with instances.get added here), and
+GitLab's Prometheus: the stand-in gitlab-ee package's Prometheus API (run in-process on a
+loopback port, scraping loopback /metrics servers, with the gitlab role's duo.rules), asked by
+the status command's python3 script, which the GitLab host's SSH double runs for real."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
+import shlex
+import subprocess
+import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import ModuleType
 from typing import Any, ClassVar
 
 import boto3  # type: ignore[import-untyped]
+import jinja2
 import paramiko
 import pytest
 import yaml
 from duoctl.cli import main
-from duoctl.status import command
+from duoctl.status import command, monitoring
 from duoctl.status.gitlab import gitlab_view
 from duoctl.status.options import StatusOptions
 from google.auth.credentials import AnonymousCredentials
@@ -32,7 +43,11 @@ from tests.doubles import gcp_compute_api, ssh_hosts
 from tests.doubles.aws_moto_server import AWS_CREDENTIALS, UBUNTU_NOBLE_AMIS, moto_server
 from tests.doubles.gitlab_api import ADMIN_TOKEN, GitLabDouble, gitlab_double
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "duo.yml"
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "duo.yml"
+STANDIN = ROOT / "tests/doubles/gitlab_ee_package/root/opt/gitlab/embedded/standin/standin.py"
+DUO_RULES = ROOT / "ansible/roles/gitlab/templates/duo.rules.j2"
+NOTHING_LISTENS = "http://127.0.0.1:9"
 V18, V19 = "18.9.0-ee", "19.4.1-ee"
 GITLAB_CTL = """run: gitaly: (pid 802) 3600s; run: log: (pid 791) 3600s
 run: postgresql: (pid 805) 3600s; run: log: (pid 795) 3600s
@@ -134,16 +149,30 @@ def model_api() -> Iterator[int]:
         server.server_close()
 
 
+def run_python(command: str) -> tuple[int, str]:
+    """`python3 -c SCRIPT ARGS...` run here, as the host would run it."""
+    argv = shlex.split(command)
+    done = subprocess.run(
+        [sys.executable, *argv[1:]], capture_output=True, text=True, timeout=20, check=False
+    )
+    return done.returncode, done.stdout
+
+
 def answering(outputs: dict[str, dict[str, tuple[int, str]]]) -> Any:
-    """An exec handler for the SSH double: each host answers its commands' output."""
+    """An exec handler for the SSH double: each host answers its commands' output; the GitLab
+    host runs the `python3 -c` commands (status' Prometheus requests) for real."""
 
     def exec_request(self: Any, channel: paramiko.Channel, command: bytes) -> bool:
         text = command.decode()
         self.host.execs.append(text)
         known = outputs.get(self.host.name, {})
         code, out = next((v for k, v in known.items() if text.startswith(k)), (127, ""))
+        python = self.host.name == "gitlab-vm" and text.startswith("python3 -c ")
 
         def finish() -> None:
+            nonlocal code, out
+            if python:
+                code, out = run_python(text)
             try:
                 channel.sendall(out.encode())
                 channel.send_exit_status(code)
@@ -266,10 +295,17 @@ def write_deployment(
 
 
 @contextmanager
-def lab(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sidekiq_up: bool) -> Iterator[Lab]:
+def lab(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    sidekiq_up: bool,
+    prometheus_url: str = NOTHING_LISTENS,
+) -> Iterator[Lab]:
+    """The hosts; GitLab's Prometheus (asked from the GitLab host) at `prometheus_url`."""
     monkeypatch.setattr(
         ssh_hosts._Interface, "check_channel_exec_request", answering(host_outputs(sidekiq_up))
     )
+    monkeypatch.setattr(monitoring, "PROMETHEUS_URL", prometheus_url)
     with (
         ssh_hosts.ssh_hosts(["gitlab-vm", "gateway-vm", "ollama-vm"]) as hosts,
         model_api() as port,
@@ -489,3 +525,296 @@ def test_vllm_is_asked_with_the_deployments_key_and_the_key_is_never_shown(
             ]
         execs = " ".join(env.hosts["ollama-vm"].execs)
         assert KEY not in execs  # the key went in a header, never on a command line
+
+
+# ------------------------------------------------------------------ GitLab's Prometheus
+
+
+def load_standin() -> ModuleType:
+    """The stand-in gitlab-ee package's program, imported (its Prometheus functions need no
+    root: only its commands touch /etc/gitlab and /var/opt/gitlab)."""
+    spec = importlib.util.spec_from_file_location("gitlab_ee_standin", STANDIN)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+standin = load_standin()
+
+
+class MetricsHandler(BaseHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        ok = self.path == "/metrics"
+        data = b"# TYPE up gauge\nnode_load1 0.5\n" if ok else b"404 page not found\n"
+        self.send_response(200 if ok else 404)
+        self.send_header("Content-Type", "text/plain; version=0.0.4")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+@dataclass
+class Exporter:
+    """A loopback /metrics server: a node exporter or the gateway's metrics port."""
+
+    server: ThreadingHTTPServer
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.server.server_address[1]}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@contextmanager
+def exporters(count: int) -> Iterator[list[Exporter]]:
+    running = []
+    try:
+        for _ in range(count):
+            server = ThreadingHTTPServer(("127.0.0.1", 0), MetricsHandler)
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+            running.append(Exporter(server))
+        yield running
+    finally:
+        for exporter in running:
+            if exporter.server.socket.fileno() != -1:
+                exporter.stop()
+
+
+OMNIBUS_RULES = """groups:
+  - name: GitLab
+    rules:
+      - record: instance:node_cpus:count
+        expr: count without (cpu, mode) (node_cpu_seconds_total{mode="idle"})
+"""
+
+
+def rules_file(folder: Path) -> Path:
+    """The gitlab role's duo.rules, rendered for a gateway and an Ollama host (beside a rules
+    file standing in for Omnibus' own, recording rules only)."""
+    (folder / "rules").mkdir(parents=True, exist_ok=True)
+    (folder / "rules" / "gitlab.rules").write_text(OMNIBUS_RULES)
+    environment = jinja2.Environment(undefined=jinja2.StrictUndefined)  # noqa: S701 - YAML
+    template = environment.from_string(DUO_RULES.read_text())
+    text = template.render(
+        ansible_managed="Ansible managed",
+        gitlab_monitoring_node_targets=["10.0.2.10:9100", "10.0.3.10:9100"],
+        gitlab_monitoring_gateway_targets=["10.0.2.10:8082"],
+        gitlab_monitoring_vllm_targets=[],
+        gitlab_monitoring_model_units=["ollama.service", "vllm.service"],
+        gitlab_monitoring_for="5m",
+        gitlab_monitoring_kv_cache_ratio=0.95,
+        gitlab_monitoring_gateway_error_ratio=0.05,
+        gitlab_monitoring_gateway_p95_seconds=1.5,
+    )
+    (folder / "duo-prometheus").mkdir(parents=True, exist_ok=True)
+    (folder / "duo-prometheus" / "duo.rules").write_text(text)
+    return folder / "duo-prometheus" / "duo.rules"
+
+
+def prometheus_yml(folder: Path, jobs: dict[str, list[str]]) -> Path:
+    """prometheus.yml as the stand-in's reconfigure renders it from gitlab.rb's settings
+    (written as the gitlab role's gitlab.rb.j2 writes them)."""
+    entries = "".join(
+        "  {\n"
+        f"    'job_name' => '{name}',\n"
+        "    'scrape_interval' => '30s',\n"
+        "    'metrics_path' => '/metrics',\n"
+        "    'static_configs' => [{ 'targets' => ["
+        + ", ".join(f"'{t}'" for t in targets)
+        + "] }],\n  },\n"
+        for name, targets in jobs.items()
+    )
+    rules = f"'{folder}/rules/*.rules', '{rules_file(folder)}'"
+    gitlab_rb = (
+        f"prometheus['scrape_configs'] = [\n{entries}]\nprometheus['rules_files'] = [{rules}]\n"
+    )
+    config = folder / "prometheus.yml"
+    config.write_text(json.dumps(standin.parse_prometheus_settings(gitlab_rb), indent=2))
+    return config
+
+
+@contextmanager
+def prometheus(config: Path) -> Iterator[str]:
+    """The stand-in's Prometheus API on a loopback port; its base URL."""
+    server = standin.prometheus_server(config, ("127.0.0.1", 0))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def get_json(url: str) -> tuple[int, Any]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            return int(answer.status), json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def test_the_standin_prometheus_answers_in_prometheus_shapes(tmp_path: Path) -> None:
+    with exporters(3) as (node_gw, node_model, gateway):
+        jobs = {
+            "duo-node": [node_gw.address, node_model.address],
+            "duo-ai-gateway": [gateway.address],
+        }
+        with prometheus(prometheus_yml(tmp_path, jobs)) as url:
+            code, targets = get_json(f"{url}/api/v1/targets?state=active")
+            assert code == 200 and targets["status"] == "success"
+            active = targets["data"]["activeTargets"]
+            assert targets["data"]["droppedTargets"] == []
+            assert [(t["labels"]["job"], t["health"], t["lastError"]) for t in active] == [
+                ("duo-node", "up", ""),
+                ("duo-node", "up", ""),
+                ("duo-ai-gateway", "up", ""),
+            ]
+            for item in active:  # what the API documents for each active target
+                assert {"discoveredLabels", "labels", "scrapePool", "scrapeUrl", "globalUrl"} | {
+                    "lastError",
+                    "lastScrape",
+                    "lastScrapeDuration",
+                    "health",
+                    "scrapeInterval",
+                    "scrapeTimeout",
+                } == set(item)
+                assert item["scrapeUrl"] == f"http://{item['labels']['instance']}/metrics"
+            assert get_json(f"{url}/api/v1/alerts") == (
+                200,
+                {"status": "success", "data": {"alerts": []}},
+            )
+
+            node_model.stop()  # the model host's node exporter goes away
+            _, targets = get_json(f"{url}/api/v1/targets")
+            down = [t for t in targets["data"]["activeTargets"] if t["health"] == "down"]
+            assert [t["labels"]["instance"] for t in down] == [node_model.address]
+            assert down[0]["lastError"] == (
+                f'Get "http://{node_model.address}/metrics": dial tcp {node_model.address}: '
+                "connect: connection refused"
+            )
+            _, alerts = get_json(f"{url}/api/v1/alerts")
+            # Only DuoHostDown (up{job="duo-node"} == 0) fires, at once (no `for:` here); the
+            # other rules of duo.rules are never evaluated by the stand-in.
+            assert alerts["data"]["alerts"] == [
+                {
+                    "labels": {
+                        "alertname": "DuoHostDown",
+                        "instance": node_model.address,
+                        "job": "duo-node",
+                        "severity": "critical",
+                    },
+                    "annotations": {
+                        "summary": f"{node_model.address}: the node exporter does not answer "
+                        "(host down or unreachable)"
+                    },
+                    "state": "firing",
+                    "activeAt": alerts["data"]["alerts"][0]["activeAt"],
+                    "value": "0e+00",
+                }
+            ]
+            assert re.fullmatch(
+                r"\d{4}-\d\d-\d\dT[\d:.]+Z", alerts["data"]["alerts"][0]["activeAt"]
+            )
+            _, dropped = get_json(f"{url}/api/v1/targets?state=dropped")
+            assert dropped["data"] == {"activeTargets": [], "droppedTargets": []}
+            assert get_json(f"{url}/api/v1/query?query=up") == (404, "404 page not found\n")
+
+            # status reads these answers as they come.
+            answers = {
+                "targets": {"status": 200, "body": json.dumps(targets)},
+                "alerts": {"status": 200, "body": json.dumps(alerts)},
+            }
+            found = monitoring.monitoring_of(answers, url)
+            assert found.state == "down"
+            assert [a.name for a in found.alerts] == ["DuoHostDown"]
+
+
+def status_code_and_json(
+    capsys: pytest.CaptureFixture[str], deploy_dir: Path, gitlab_url: str, key: Path
+) -> tuple[int, dict[str, Any]]:
+    code, data, seconds = status_json(capsys, deploy_dir, gitlab_url, key)
+    assert seconds < 10
+    return code, data
+
+
+def test_status_shows_gitlabs_prometheus_targets_and_alerts(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with (
+        gitlab_double(V19) as double,
+        exporters(3) as (node_gw, node_model, gateway),
+    ):
+        configure(double, tmp_path)
+        double.reset_log()
+        capsys.readouterr()
+        jobs = {
+            "duo-node": [node_gw.address, node_model.address],
+            "duo-ai-gateway": [gateway.address],
+        }
+        with (
+            prometheus(prometheus_yml(tmp_path / "prometheus", jobs)) as url,
+            lab(monkeypatch, tmp_path / "lab", True, url) as env,
+        ):
+            folder = write_deployment(tmp_path / "lab", env.hosts, env.api_port, "hosts", "")
+            (folder / "settings.yml").unlink()  # own hosts: no cloud
+            key = env.hosts.key_file
+
+            # Every target up, no alert: monitoring is up and nothing is down.
+            code, data = status_code_and_json(capsys, env.deploy_dir, double.url, key)
+            assert (code, data["ok"], data["down"]) == (0, True, [])
+            assert data["monitoring"]["state"] == "up" and data["monitoring"]["alerts"] == []
+            assert sorted((t["job"], t["health"]) for t in data["monitoring"]["targets"]) == [
+                ("duo-ai-gateway", "up"),
+                ("duo-node", "up"),
+                ("duo-node", "up"),
+            ]
+            asked = [c for c in env.hosts["gitlab-vm"].execs if c.startswith("python3 -c ")]
+            assert len(asked) == 1 and url in asked[0]
+            assert not any("python3" in c for c in env.hosts["ollama-vm"].execs)
+
+            # The model host's node exporter stops: its target is down and DuoHostDown fires.
+            node_model.stop()
+            code, data = status_code_and_json(capsys, env.deploy_dir, double.url, key)
+            assert code == 1 and data["ok"] is False
+            refused = (
+                f'Get "http://{node_model.address}/metrics": dial tcp {node_model.address}: '
+                "connect: connection refused"
+            )
+            assert data["down"] == [
+                f"monitoring: duo-node target {node_model.address} is down: {refused}",
+                f"monitoring: alert DuoHostDown firing (critical): {node_model.address}: "
+                "the node exporter does not answer (host down or unreachable)",
+            ]
+            assert data["monitoring"]["state"] == "down"
+            assert [(a["name"], a["state"]) for a in data["monitoring"]["alerts"]] == [
+                ("DuoHostDown", "firing")
+            ]
+            args = ["status", "--name", "lab", "--deploy-dir", str(env.deploy_dir)]
+            args += ["--gitlab-url", double.url, "--allow-http", "--ssh-key", str(key)]
+            assert main([*args, "--timeout", "3"]) == 1
+            screen = capsys.readouterr().out
+            assert "Monitoring      2/3 targets up; 1 alert firing\n" in screen
+            assert f"        DOWN  duo-node {node_model.address}: {refused}\n" in screen
+            assert "        FIRING  DuoHostDown (critical): " in screen
+
+            # Prometheus does not answer (monitoring off): unknown with the reason, not down.
+            monkeypatch.setattr(monitoring, "PROMETHEUS_URL", NOTHING_LISTENS)
+            code, data = status_code_and_json(capsys, env.deploy_dir, double.url, key)
+            assert (code, data["ok"], data["down"]) == (0, True, [])
+            assert data["monitoring"]["state"] == "unknown"
+            assert data["monitoring"]["reason"] == (
+                f"Prometheus ({NOTHING_LISTENS} on the GitLab host): "
+                "ConnectionRefusedError: [Errno 111] Connection refused"
+            )
+            assert main([*args, "--timeout", "3"]) == 0
+            screen = capsys.readouterr().out
+            assert "Everything is up." in screen
+            assert "Monitoring      unknown: Prometheus (" in screen
+        assert double.writes == 0

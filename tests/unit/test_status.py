@@ -230,6 +230,7 @@ def test_the_json_report_keeps_its_shape() -> None:
         "bench",
         "gpu_vm",
         "cost",
+        "monitoring",  # added within version 1
     ]
     assert data["hosts"][0] == {
         "name": "gitlab-vm",

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from duoctl.deployment import Deployment, Host
 from duoctl.errors import EXIT_FAILED, EXIT_OK, DuoctlError
-from duoctl.status import cloud, cost, inputs, services
+from duoctl.status import cloud, cost, inputs, monitoring, services
 from duoctl.status.gitlab import gitlab_view
 from duoctl.status.model import (
     Cost,
@@ -22,6 +22,7 @@ from duoctl.status.model import (
     HostStatus,
     LastBench,
     LastVerify,
+    Monitoring,
     StatusReport,
     Versions,
 )
@@ -60,7 +61,11 @@ def check_host(
     known_hosts: Path,
     timeout: float,
     vllm_key: str | None,
+    found_monitoring: list[Monitoring] | None = None,
 ) -> HostStatus:
+    """The host's checks over one SSH login; on the GitLab host, also GitLab's Prometheus
+    (appended to `found_monitoring`)."""
+
     def status(**values: Any) -> HostStatus:
         return HostStatus(name=host.name, group=host.group, address=host.address, **values)
 
@@ -72,6 +77,8 @@ def check_host(
     try:
         if host.group == "gitlab":
             found = services.gitlab_services(remote, versions)
+            if found_monitoring is not None:
+                found_monitoring.append(monitoring.monitoring_view(remote, timeout))
         elif host.group == "ai_gateway":
             found = services.gateway_services(remote, deployment, versions)
         else:
@@ -126,7 +133,21 @@ def down_list(report: StatusReport) -> list[str]:
         down.append(f"GitLab API: {report.gitlab.reason}")
     if report.gpu_vm and report.gpu_vm.up == "down" and not scheduled:
         down.append(f"GPU VM: {report.gpu_vm.reason}")
-    return down
+    return down + monitoring.down_lines(report.monitoring)
+
+
+def monitoring_of(hosts: list[HostStatus], found: list[Monitoring], late: str) -> Monitoring | None:
+    """What the GitLab host's check found of Prometheus, or why nothing: None without a
+    GitLab host."""
+    gitlab_host = next((h for h in hosts if h.group == "gitlab"), None)
+    if gitlab_host is None:
+        return None
+    if found:
+        return found[0]
+    if gitlab_host.state == "down":
+        reason = f"not asked: the GitLab host ({gitlab_host.name}) does not answer over SSH"
+        return Monitoring(state="unknown", reason=reason)
+    return Monitoring(state="unknown", reason=f"Prometheus: {late}")
 
 
 def gitlab_url_of(options: StatusOptions, deployment: Deployment) -> str:
@@ -153,11 +174,12 @@ def collect(
     key_file = inputs.ssh_key_of(options, settings)
     vllm_key = inputs.vllm_key_of(folder)
     versions = Versions()
+    found_monitoring: list[Monitoring] = []
     t = options.timeout
 
     def host_task(host: Host) -> Callable[[], HostStatus]:
         return lambda: check_host(
-            deployment, host, versions, key_file, folder.known_hosts, t, vllm_key
+            deployment, host, versions, key_file, folder.known_hosts, t, vllm_key, found_monitoring
         )
 
     tasks: dict[str, Callable[[], Any]] = {h.name: host_task(h) for h in deployment.hosts}
@@ -181,6 +203,7 @@ def collect(
         or HostStatus(name=h.name, group=h.group, address=h.address, state="down", reason=late)
         for h in deployment.hosts
     ]
+    monitoring_view = monitoring_of(hosts, found_monitoring, late)
     gitlab = results["gitlab api"] or GitLabView(state="down", url=url, reason=late)
     if gitlab.version:
         versions.gitlab = gitlab.version
@@ -208,6 +231,7 @@ def collect(
         bench=last_bench(inputs.newest_bench(folder), now),
         gpu_vm=gpu_vm,
         cost=cost_view,
+        monitoring=monitoring_view,
     )
     report.down = down_list(report)
     report.ok = not report.down

@@ -114,6 +114,37 @@ class Cost(_Model):
     note: str = ""
 
 
+class MonitoringTarget(_Model):
+    """One scrape target of GitLab's Prometheus (GET /api/v1/targets, activeTargets)."""
+
+    job: str
+    instance: str
+    health: State  # Prometheus' word: up, down, unknown (not scraped yet)
+    last_error: str = ""
+
+
+class MonitoringAlert(_Model):
+    """One active alert of GitLab's Prometheus (GET /api/v1/alerts)."""
+
+    name: str  # the alertname label
+    instance: str = ""
+    severity: str = ""
+    state: Literal["pending", "firing"]
+    summary: str = ""
+    active_at: str | None = None
+
+
+class Monitoring(_Model):
+    """GitLab's bundled Prometheus, asked on the GitLab host (localhost:9090): what it scrapes
+    and which alerts are active. up: it answered and every target is up, no alert firing;
+    down: a target is down or an alert fires; unknown: it did not answer (reason)."""
+
+    state: State
+    reason: str = ""
+    targets: list[MonitoringTarget] = Field(default_factory=list)
+    alerts: list[MonitoringAlert] = Field(default_factory=list)
+
+
 class StatusReport(_Model):
     schema_version: Literal[1] = SCHEMA_VERSION
     name: str
@@ -130,6 +161,7 @@ class StatusReport(_Model):
     bench: LastBench | None = None
     gpu_vm: GpuVm | None = None  # None: own hosts
     cost: Cost | None = None
+    monitoring: Monitoring | None = None  # None: no GitLab host in the deployment
 
 
 def json_schema() -> dict[str, Any]:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from duoctl.status.model import HostStatus, StatusReport
+from duoctl.status.model import HostStatus, Monitoring, StatusReport
 
 MARK = {"up": "up  ", "down": "DOWN", "unknown": "?   "}
+MONITORING_LINES = 8  # targets down and alerts shown at most; the JSON report has them all
 
 
 def format_age(seconds: float | None) -> str:
@@ -66,6 +67,41 @@ def _host_lines(host: HostStatus) -> list[str]:
     return lines
 
 
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" + ("" if count == 1 else "s")
+
+
+def monitoring_lines(m: Monitoring) -> list[str]:
+    """GitLab's Prometheus: one summary line, then each target not up and each active alert."""
+    if m.state == "unknown" and not m.targets and not m.alerts:
+        return [f"Monitoring      unknown: {m.reason}"]
+    up = sum(1 for t in m.targets if t.health == "up")
+    firing = sum(1 for a in m.alerts if a.state == "firing")
+    pending = len(m.alerts) - firing
+    summary = f"{up}/{len(m.targets)} targets up" if m.targets else "no scrape target"
+    summary += f"; {_plural(firing, 'alert')} firing" if firing else "; no alert firing"
+    if pending:
+        summary += f", {pending} pending"
+    lines = [f"Monitoring      {summary}"]
+    if m.state == "unknown":
+        lines.append(f"        ?     {m.reason}")
+    details = [
+        f"        {MARK[t.health]}  {t.job} {t.instance}"
+        + (f": {t.last_error}" if t.last_error else "")
+        for t in m.targets
+        if t.health != "up"
+    ]
+    for a in m.alerts:
+        word = "FIRING" if a.state == "firing" else "pending"
+        severity = f" ({a.severity})" if a.severity else ""
+        what = a.summary or a.instance
+        details.append(f"        {word}  {a.name}{severity}" + (f": {what}" if what else ""))
+    if len(details) > MONITORING_LINES:
+        more = len(details) - MONITORING_LINES + 1
+        details = [*details[: MONITORING_LINES - 1], f"        and {more} more (--json)"]
+    return lines + details
+
+
 def render(report: StatusReport) -> str:
     r = report
     lines = [f"Deployment {r.name} ({r.target}, {r.serving}), checked in {r.seconds:.1f} s"]
@@ -85,6 +121,8 @@ def render(report: StatusReport) -> str:
     ]
     for host in r.hosts:
         lines += _host_lines(host)
+    if r.monitoring:
+        lines += ["", *monitoring_lines(r.monitoring)]
     g = r.gitlab
     why = f": {g.reason}" if g.reason else ""
     lines += ["", f"GitLab holds    {MARK[g.state].strip()} {g.url or ''}{why}"]

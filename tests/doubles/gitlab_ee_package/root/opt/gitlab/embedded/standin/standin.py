@@ -61,14 +61,36 @@ Backups (the parts the gitlab role's backup script and the README's restore rely
 Monitoring: `gitlab-ctl reconfigure` reads prometheus['scrape_configs'] and
 prometheus['rules_files'] (Ruby literals of strings, arrays and hashes; a syntax error fails
 the reconfigure) and writes /var/opt/gitlab/prometheus/prometheus.yml (JSON, which is YAML)
-with `scrape_configs` and `rule_files`, as Omnibus renders them. No Prometheus runs:
-`gitlab-ctl hup prometheus` is recorded only.
+with `scrape_configs` and `rule_files`, as Omnibus renders them.
+
+Prometheus (a stand-in for its HTTP API only; no time series are stored): when prometheus.yml
+exists, the web front end (gitlab-runsvdir) also listens on 127.0.0.1:9090 (Omnibus' default
+listen address, localhost:9090) and answers, in Prometheus' response shapes, exactly:
+- `GET /api/v1/targets` (`?state=active`, `any`; `dropped` gives no target): {"status":
+  "success", "data": {"activeTargets": [...], "droppedTargets": []}}; each static target of
+  each scrape job of prometheus.yml is scraped when asked (HTTP GET of scheme://target +
+  metrics_path, 3 s timeout, no proxy): health "up" on a 2xx answer, else "down" with
+  lastError worded as Prometheus words it; labels job and instance (and the static labels);
+- `GET /api/v1/alerts`: {"status": "success", "data": {"alerts": [...]}}; the alerting rules
+  of the rules files (rule_files, glob patterns) are read line by line, not as YAML (`- alert:`
+  items, a one-line `expr`, one-line `labels` and `annotations` entries); only a rule whose
+  expr is exactly `up{job="X"} == 0` is evaluated: it fires (state "firing", never "pending")
+  for each target of job X that is down at that request's scrape, with the target's labels,
+  the rule's labels, alertname, and its annotations with {{ $labels.x }} filled in. The `for:`
+  duration is not modelled (the alert fires at once, activeAt is the scrape's time); every
+  other rule never fires here;
+- anything else: 404. prometheus.yml and the rules files are read at each request, so
+  `gitlab-ctl hup prometheus` (recorded only) has nothing to do; Omnibus' own exporters and
+  rules are not emulated.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime
+import glob
 import hashlib
+import http.client
 import http.server
 import ipaddress
 import json
@@ -84,8 +106,10 @@ import tarfile
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import parse_qs, urlparse
 
 GITLAB_RB = Path("/etc/gitlab/gitlab.rb")
 STATE_DIR = Path("/var/opt/gitlab/standin")
@@ -766,6 +790,219 @@ def upload_file(args: list[str]) -> int:
     return 0
 
 
+# --- Prometheus: GitLab's bundled one, as its HTTP API answers two requests ------------------
+
+PROMETHEUS_ADDRESS = ("127.0.0.1", 9090)  # Omnibus' prometheus['listen_address'] localhost:9090
+SCRAPE_TIMEOUT = 3.0
+_UP_IS_ZERO = re.compile(r'^up\{job="([^"]+)"\}\s*==\s*0$')
+_TEMPLATE = re.compile(r"\{\{\s*\$(labels\.(\w+)|value)\s*\}\}")
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def _rfc3339(moment: float) -> str:
+    stamp = datetime.datetime.fromtimestamp(moment, datetime.UTC).isoformat()
+    return stamp.replace("+00:00", "Z")
+
+
+def _scrape_error(url: str, address: str, error: Exception) -> str:
+    """A failed scrape's lastError, worded as Prometheus words it."""
+    if isinstance(error, urllib.error.HTTPError):
+        return f"server returned HTTP status {error.code} {error.reason}"
+    reason = error.reason if isinstance(error, urllib.error.URLError) else error
+    if isinstance(reason, TimeoutError):
+        return f'Get "{url}": context deadline exceeded'
+    if isinstance(reason, ConnectionRefusedError):
+        return f'Get "{url}": dial tcp {address}: connect: connection refused'
+    return f'Get "{url}": {reason}'
+
+
+def scrape(job: dict[str, object], address: str, labels: dict[str, str]) -> dict[str, object]:
+    """One target scraped now: an activeTargets item of GET /api/v1/targets."""
+    name = str(job.get("job_name") or "")
+    scheme = str(job.get("scheme") or "http")
+    path = str(job.get("metrics_path") or "/metrics")
+    url = f"{scheme}://{address}{path}"
+    started = time.time()
+    error = ""
+    try:
+        with _NO_PROXY.open(url, timeout=SCRAPE_TIMEOUT) as answer:
+            answer.read()
+    except (OSError, ValueError, http.client.HTTPException) as exc:  # URLError is an OSError
+        error = _scrape_error(url, address, exc)
+    discovered = {"__address__": address, "__metrics_path__": path, "__scheme__": scheme}
+    return {
+        "discoveredLabels": {**discovered, **labels, "job": name},
+        "labels": {**labels, "instance": address, "job": name},
+        "scrapePool": name,
+        "scrapeUrl": url,
+        "globalUrl": url,
+        "lastError": error,
+        "lastScrape": _rfc3339(started),
+        "lastScrapeDuration": round(time.time() - started, 6),
+        "health": "down" if error else "up",
+        "scrapeInterval": str(job.get("scrape_interval") or "15s"),
+        "scrapeTimeout": f"{SCRAPE_TIMEOUT:g}s",
+    }
+
+
+def scrape_targets(config: dict[str, object]) -> list[dict[str, object]]:
+    """Every static target of every scrape job of prometheus.yml, scraped now, at once."""
+    work: list[tuple[dict[str, object], str, dict[str, str]]] = []
+    jobs = config.get("scrape_configs") or []
+    assert isinstance(jobs, list)
+    for job in jobs:
+        for group in job.get("static_configs") or []:
+            labels = {str(k): str(v) for k, v in (group.get("labels") or {}).items()}
+            work += [(job, str(address), labels) for address in group.get("targets") or []]
+    if not work:
+        return []
+    with concurrent.futures.ThreadPoolExecutor(max_workers=min(16, len(work))) as pool:
+        return list(pool.map(lambda item: scrape(*item), work))
+
+
+def _yaml_scalar(text: str) -> str:
+    """A one-line YAML scalar: double-quoted (JSON's escapes), single-quoted or plain."""
+    text = text.strip()
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        try:
+            return str(json.loads(text))
+        except ValueError:
+            return text[1:-1]
+    if len(text) >= 2 and text[0] == text[-1] == "'":
+        return text[1:-1].replace("''", "'")
+    return text.split(" #", 1)[0].strip()
+
+
+def read_alert_rules(patterns: list[str], base: Path) -> list[dict[str, object]]:
+    """The alerting rules of the rules files (paths or glob patterns, relative ones to the
+    folder of prometheus.yml): each `- alert:` item's name, its `expr` when written on one line
+    ("" for a block scalar), and the one-line entries of its `labels` and `annotations`. Read
+    line by line, as the gitlab role's duo.rules and Omnibus' rules files are written: the
+    stand-in has no YAML parser."""
+    rules: list[dict[str, object]] = []
+    for pattern in patterns:
+        full = pattern if os.path.isabs(pattern) else str(base / pattern)
+        for path in sorted(glob.glob(full)):
+            rules += _rules_of(Path(path).read_text())
+    return rules
+
+
+def _rules_of(text: str) -> list[dict[str, object]]:
+    rules: list[dict[str, object]] = []
+    rule: dict[str, object] | None = None
+    item_indent, section, section_indent = 0, "", 0
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        indent = len(line) - len(line.lstrip())
+        start = re.match(r"-\s+(alert|record):(.*)$", stripped)
+        if start:
+            rule = None
+            if start.group(1) == "alert":
+                rule = {"alert": _yaml_scalar(start.group(2)), "expr": "", "labels": {}}
+                rule["annotations"] = {}
+                rules.append(rule)
+            item_indent, section = indent + 2, ""
+            continue
+        if rule is None or indent < item_indent:
+            rule = None
+            continue
+        key, colon, value = stripped.partition(":")
+        if section and indent > section_indent and colon:
+            entries = rule[section]
+            assert isinstance(entries, dict)
+            entries[key.strip()] = _yaml_scalar(value)
+            continue
+        section = ""
+        if indent != item_indent or not colon:
+            continue  # a block scalar's lines
+        if key in ("labels", "annotations") and not value.strip():
+            section, section_indent = key, indent
+        elif key == "expr":
+            block = value.strip() in (">", ">-", "|", "|-")
+            rule["expr"] = "" if block else _yaml_scalar(value)
+    return rules
+
+
+def evaluate_alerts(
+    rules: list[dict[str, object]], targets: list[dict[str, object]]
+) -> list[dict[str, object]]:
+    """The alerts of GET /api/v1/alerts: a rule whose expr is `up{job="X"} == 0` fires for each
+    target of job X that is down, at once (its `for:` is not waited); no other rule fires."""
+    alerts: list[dict[str, object]] = []
+    for rule in rules:
+        match = _UP_IS_ZERO.match(str(rule["expr"]).strip())
+        if not match:
+            continue
+        for target in targets:
+            series = target["labels"]
+            assert isinstance(series, dict)
+            if series.get("job") != match.group(1) or target["health"] != "down":
+                continue
+            rule_labels, notes = rule["labels"], rule["annotations"]
+            assert isinstance(rule_labels, dict) and isinstance(notes, dict)
+            labels = {**series, **rule_labels, "alertname": str(rule["alert"])}
+
+            def fill(found: re.Match[str], labels: dict[str, str] = labels) -> str:
+                return "0" if found.group(1) == "value" else labels.get(found.group(2), "")
+
+            alerts.append(
+                {
+                    "labels": labels,
+                    "annotations": {k: _TEMPLATE.sub(fill, str(v)) for k, v in notes.items()},
+                    "state": "firing",
+                    "activeAt": target["lastScrape"],
+                    "value": "0e+00",
+                }
+            )
+    return alerts
+
+
+class PrometheusHandler(http.server.BaseHTTPRequestHandler):
+    """GET /api/v1/targets[?state=active|dropped|any] and GET /api/v1/alerts, as Prometheus
+    answers them; prometheus.yml and the rules files are read at each request."""
+
+    config_file = PROMETHEUS_YML
+
+    def _send(self, code: int, body: str, content_type: str = "application/json") -> None:
+        data = body.encode()
+        self.send_response(code)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        parsed = urlparse(self.path)
+        if parsed.path not in ("/api/v1/targets", "/api/v1/alerts"):
+            self._send(404, "404 page not found\n", "text/plain; charset=utf-8")
+            return
+        try:
+            config = json.loads(self.config_file.read_text())
+        except (OSError, ValueError):
+            config = {}
+        state = parse_qs(parsed.query).get("state", ["any"])[0]
+        if parsed.path == "/api/v1/targets":
+            active = [] if state == "dropped" else scrape_targets(config)
+            data: dict[str, object] = {"activeTargets": active, "droppedTargets": []}
+        else:
+            rules = read_alert_rules(config.get("rule_files") or [], self.config_file.parent)
+            data = {"alerts": evaluate_alerts(rules, scrape_targets(config))}
+        self._send(200, json.dumps({"status": "success", "data": data}))
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+
+def prometheus_server(
+    config_file: Path = PROMETHEUS_YML, address: tuple[str, int] = PROMETHEUS_ADDRESS
+) -> http.server.ThreadingHTTPServer:
+    """The Prometheus API stand-in, bound (not yet serving) on `address`."""
+    handler = type("Handler", (PrometheusHandler,), {"config_file": config_file})
+    return http.server.ThreadingHTTPServer(address, handler)
+
+
 class Handler(http.server.BaseHTTPRequestHandler):
     server_version = "nginx"
     monitoring = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
@@ -820,6 +1057,11 @@ def serve() -> int:
         tls.socket = context.wrap_socket(tls.socket, server_side=True)
         servers.append(tls)
     servers.append(http.server.ThreadingHTTPServer(("0.0.0.0", 80), Handler))  # noqa: S104
+    if PROMETHEUS_YML.exists():  # GitLab's Prometheus, once reconfigure rendered its config
+        try:
+            servers.append(prometheus_server())
+        except OSError as error:
+            print(f"prometheus: cannot listen on {PROMETHEUS_ADDRESS}: {error}", file=sys.stderr)
     for server in servers[1:]:
         threading.Thread(target=server.serve_forever, daemon=True).start()
     servers[0].serve_forever()
