@@ -1,8 +1,8 @@
 # Test-only provider settings: copied (never into terraform/aws itself) into a
-# temporary copy of the configuration by test_aws_moto_apply.py, with
-# MOTO_ENDPOINT replaced by the address of the moto server on loopback
-# (tests/doubles/aws_moto_server.py). Terraform merges this file into the
-# provider "aws" block of versions.tf.
+# temporary copy of the configuration by moto_deployment.py and
+# tooling.aws_config_on_moto, with MOTO_ENDPOINT replaced by the address of the
+# moto server on loopback (tests/doubles/aws_moto_server.py). Terraform merges
+# this file into the provider "aws" block of versions.tf.
 
 provider "aws" {
   access_key                  = "testing"

@@ -1,94 +1,38 @@
 """terraform apply of terraform/aws against a moto server on loopback, through duoctl's
 own Terraform calls; then `duoctl inventory aws` on the real outputs, `ansible-inventory
---list` on the result, and terraform destroy at the end. The deployment has office hours for
-the GPU VM (EventBridge Scheduler) and keeps its backups 14 days (the S3 bucket)."""
+--list` on the result, and terraform destroy at the end. The deployment (the session's one,
+tests/terraform/moto_deployment.py) has office hours for the GPU VM (EventBridge Scheduler),
+keeps its backups 14 days (the S3 bucket) and gives the AI gateway Bedrock access (checked in
+test_aws_moto_bedrock.py)."""
 
 from __future__ import annotations
 
 import ipaddress
 import json
-import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import boto3
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from duoctl import terraform as tf
 
-from tests.doubles.aws_moto_server import AWS_CREDENTIALS, MotoEndpoint, moto_server
-from tests.terraform.tooling import Terraform, copy_config
+from tests.doubles.aws_moto_server import MotoEndpoint
+from tests.terraform.moto_deployment import (
+    ACCOUNT,
+    DOMAIN,
+    REGION,
+    Deployment,
+    client,
+    running_instances,
+)
+from tests.terraform.tooling import Terraform
 
 pytestmark = pytest.mark.slow
 
-HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
-REGION = "us-east-1"
-DOMAIN = "gitlab.example.com"
-ACCOUNT = "123456789012"  # moto's default account
-SCHEDULE = {"start": "0 8 * * 1-5", "stop": "0 19 * * 1-5", "time_zone": "Europe/Berlin"}
 
 
-def _ssh_public_key() -> str:
-    """A real OpenSSH public key: moto, like EC2, refuses malformed ones."""
-    key = Ed25519PrivateKey.generate().public_key()
-    return key.public_bytes(Encoding.OpenSSH, PublicFormat.OpenSSH).decode() + " duo-test"
-
-
-@pytest.fixture(scope="module")
-def moto() -> Iterator[MotoEndpoint]:
-    with moto_server() as endpoint:
-        yield endpoint
-
-
-def _client(service: str, endpoint: str) -> Any:
-    return boto3.client(
-        service,
-        endpoint_url=endpoint,
-        region_name=REGION,
-        aws_access_key_id=AWS_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=AWS_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-    )
-
-
-@pytest.fixture(scope="module")
-def deployment(
-    terraform: Terraform, moto: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[Path, dict[str, Any], dict[str, object]]]:
-    """Applied once for the module, destroyed at its end (also when a test fails)."""
-    workdir = copy_config("aws", tmp_path_factory.mktemp("aws-moto") / "aws")
-    shutil.rmtree(workdir / "tests")
-    override = (HERE / "moto_endpoints_override.tf").read_text(encoding="utf-8")
-    (workdir / "moto_endpoints_override.tf").write_text(
-        override.replace("MOTO_ENDPOINT", moto), encoding="utf-8"
-    )
-    zone = _client("route53", moto).create_hosted_zone(Name="example.com", CallerReference="duo")
-    variables: dict[str, object] = {
-        "gitlab_domain": DOMAIN,
-        "admin_cidrs": ["198.51.100.7/32"],
-        "ssh_public_key": _ssh_public_key(),
-        "region": REGION,
-        "route53_zone_id": zone["HostedZone"]["Id"].split("/")[-1],
-        "gpu_schedule": SCHEDULE,
-        "backup_retention_days": 14,
-    }
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in terraform.env.items():
-            mp.setenv(key, value)
-        tf.init(workdir)
-        try:
-            tf.apply(workdir, variables)
-            yield workdir, tf.outputs(workdir), variables
-        finally:
-            tf.destroy(workdir, variables)
-
-
-def test_outputs_follow_the_contract(deployment: tuple[Path, dict[str, Any], Any]) -> None:
-    _, outputs, _ = deployment
+def test_outputs_follow_the_contract(aws_deployment: Deployment) -> None:
+    _, outputs, _ = aws_deployment
     assert outputs["cloud"] == "aws"
     assert outputs["ssh_user"] == "ubuntu"
     assert outputs["gitlab_domain"] == DOMAIN
@@ -102,17 +46,10 @@ def test_outputs_follow_the_contract(deployment: tuple[Path, dict[str, Any], Any
     ipaddress.IPv4Address(outputs["gitlab_public_ip"])
 
 
-def test_instances_as_built(moto: str, deployment: tuple[Path, dict[str, Any], Any]) -> None:
-    _, outputs, _ = deployment
-    ec2 = _client("ec2", moto)
-    reservations = ec2.describe_instances(
-        Filters=[{"Name": "instance-state-name", "Values": ["running"]}]
-    )["Reservations"]
-    instances = {
-        {t["Key"]: t["Value"] for t in i["Tags"]}["duo_role"]: i
-        for r in reservations
-        for i in r["Instances"]
-    }
+def test_instances_as_built(aws_moto: str, aws_deployment: Deployment) -> None:
+    _, outputs, _ = aws_deployment
+    ec2 = client("ec2", aws_moto)
+    instances = running_instances(ec2)
     assert set(instances) == {"gitlab", "ai_gateway", "ollama"}
     for role, instance in instances.items():
         tags = {t["Key"]: t["Value"] for t in instance["Tags"]}
@@ -129,14 +66,16 @@ def test_instances_as_built(moto: str, deployment: tuple[Path, dict[str, Any], A
     assert "PublicIpAddress" not in instances["ollama"]
 
 
-def test_security_groups_as_built(moto: str, deployment: tuple[Path, dict[str, Any], Any]) -> None:
-    ec2 = _client("ec2", moto)
+def test_security_groups_as_built(aws_moto: str, aws_deployment: Deployment) -> None:
+    ec2 = client("ec2", aws_moto)
     groups = {
         g["GroupName"]: g
         for g in ec2.describe_security_groups()["SecurityGroups"]
         if g["GroupName"].startswith("duo-")
     }
-    assert set(groups) == {"duo-gitlab", "duo-ai-gateway", "duo-ollama"}
+    # The fourth is the Bedrock endpoint's (bedrock_vpc_endpoint); without it there are
+    # three (bedrock.tftest.hcl, run "nothing_by_default").
+    assert set(groups) == {"duo-gitlab", "duo-ai-gateway", "duo-ollama", "duo-bedrock-endpoint"}
     ids = {name: g["GroupId"] for name, g in groups.items()}
     seen = set()
     for name, group in groups.items():
@@ -160,14 +99,16 @@ def test_security_groups_as_built(moto: str, deployment: tuple[Path, dict[str, A
         ("duo-ai-gateway", 8082, "duo-gitlab"),
         ("duo-ollama", 9100, "duo-gitlab"),
         ("duo-ollama", 11434, "duo-gitlab"),
+        # HTTPS to the bedrock-runtime endpoint, from the gateway only.
+        ("duo-bedrock-endpoint", 443, "duo-ai-gateway"),
     }
 
 
-def test_backup_bucket_as_built(moto: str, deployment: tuple[Path, dict[str, Any], Any]) -> None:
-    _, outputs, _ = deployment
+def test_backup_bucket_as_built(aws_moto: str, aws_deployment: Deployment) -> None:
+    _, outputs, _ = aws_deployment
     bucket = f"duo-backups-{ACCOUNT}-{REGION}"
     assert outputs["backup_bucket"] == bucket
-    s3 = _client("s3", moto)
+    s3 = client("s3", aws_moto)
     assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
     rules = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
     assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
@@ -185,7 +126,7 @@ def test_backup_bucket_as_built(moto: str, deployment: tuple[Path, dict[str, Any
         ("Deny", {"Bool": {"aws:SecureTransport": "false"}})
     ]
 
-    iam = _client("iam", moto)
+    iam = client("iam", aws_moto)
     document = iam.get_role_policy(RoleName="duo-gitlab", PolicyName="backup-bucket")
     statements = document["PolicyDocument"]["Statement"]
     assert {a for s in statements for a in s["Action"]} == {
@@ -199,22 +140,20 @@ def test_backup_bucket_as_built(moto: str, deployment: tuple[Path, dict[str, Any
         f"arn:aws:s3:::{bucket}",
         f"arn:aws:s3:::{bucket}/*",
     }
-    instances = {
-        {t["Key"]: t["Value"] for t in i["Tags"]}["duo_role"]: i
-        for r in _client("ec2", moto).describe_instances()["Reservations"]
-        for i in r["Instances"]
-        if i["State"]["Name"] == "running"
-    }
+    instances = running_instances(client("ec2", aws_moto))
     profile = instances["gitlab"]["IamInstanceProfile"]["Arn"]
     assert profile == f"arn:aws:iam::{ACCOUNT}:instance-profile/duo-gitlab"
-    assert "IamInstanceProfile" not in instances["ai_gateway"]
+    # The gateway's profile is its Bedrock role's (test_aws_moto_bedrock.py); without
+    # bedrock_models it has none (bedrock.tftest.hcl, run "nothing_by_default").
+    gateway = instances["ai_gateway"]["IamInstanceProfile"]["Arn"]
+    assert gateway == f"arn:aws:iam::{ACCOUNT}:instance-profile/duo-gateway"
     assert "IamInstanceProfile" not in instances["ollama"]
 
 
-def test_gpu_schedule_as_built(moto: str, deployment: tuple[Path, dict[str, Any], Any]) -> None:
-    _, outputs, _ = deployment
+def test_gpu_schedule_as_built(aws_moto: str, aws_deployment: Deployment) -> None:
+    _, outputs, _ = aws_deployment
     gpu = outputs["instances"]["ollama"]
-    scheduler = _client("scheduler", moto)
+    scheduler = client("scheduler", aws_moto)
     seen = {}
     for action in ("start", "stop"):
         schedule = scheduler.get_schedule(Name=f"duo-gpu-{action}")
@@ -247,7 +186,7 @@ def test_gpu_schedule_as_built(moto: str, deployment: tuple[Path, dict[str, Any]
         ),
     }
     assert outputs["gpu_schedule"]["start_expression"] == "cron(0 8 ? * MON-FRI *)"
-    iam = _client("iam", moto)
+    iam = client("iam", aws_moto)
     statements = iam.get_role_policy(RoleName="duo-gpu-schedule", PolicyName="start-stop-gpu-vm")[
         "PolicyDocument"
     ]["Statement"]
@@ -261,11 +200,9 @@ def test_gpu_schedule_as_built(moto: str, deployment: tuple[Path, dict[str, Any]
     assert trust["Statement"][0]["Principal"] == {"Service": "scheduler.amazonaws.com"}
 
 
-def test_dns_record_points_at_the_elastic_ip(
-    moto: str, deployment: tuple[Path, dict[str, Any], dict[str, object]]
-) -> None:
-    _, outputs, variables = deployment
-    records = _client("route53", moto).list_resource_record_sets(
+def test_dns_record_points_at_the_elastic_ip(aws_moto: str, aws_deployment: Deployment) -> None:
+    _, outputs, variables = aws_deployment
+    records = client("route53", aws_moto).list_resource_record_sets(
         HostedZoneId=str(variables["route53_zone_id"])
     )["ResourceRecordSets"]
     a_records = [r for r in records if r["Type"] == "A"]
@@ -276,10 +213,10 @@ def test_dns_record_points_at_the_elastic_ip(
 
 def test_inventory_from_the_real_outputs(
     terraform: Terraform,
-    deployment: tuple[Path, dict[str, Any], Any],
+    aws_deployment: Deployment,
     tmp_path: Path,
 ) -> None:
-    workdir, outputs, _ = deployment
+    workdir, outputs, _ = aws_deployment
     saved = tmp_path / "outputs.json"
     saved.write_text(terraform.run(workdir, "output", "-json").stdout, encoding="utf-8")
     folder = tmp_path / ".deploy" / "aws"
@@ -335,15 +272,17 @@ MOTO_DRIFT = {"aws_vpc_security_group_ingress_rule", "aws_vpc_security_group_egr
 
 def test_second_plan_changes_nothing_and_warns_about_the_gpu_quota(
     terraform: Terraform,
-    moto: MotoEndpoint,
-    deployment: tuple[Path, dict[str, Any], dict[str, object]],
+    aws_moto: MotoEndpoint,
+    aws_deployment: Deployment,
     tmp_path: Path,
 ) -> None:
-    workdir, _, variables = deployment
+    """Every resource of the deployment, the Bedrock ones (role, policy, instance profile,
+    endpoint and its rules) included, reads back as applied."""
+    workdir, _, variables = aws_deployment
     var_file = tmp_path / "vars.tfvars.json"
     var_file.write_text(json.dumps(variables), encoding="utf-8")
     plan_file = tmp_path / "second.tfplan"
-    moto.set_gpu_vcpu_quota(0)
+    aws_moto.set_gpu_vcpu_quota(0)
     try:
         planned = terraform.run(
             workdir,
@@ -354,7 +293,7 @@ def test_second_plan_changes_nothing_and_warns_about_the_gpu_quota(
             f"-out={plan_file}",
         )
     finally:
-        moto.set_gpu_vcpu_quota(8)
+        aws_moto.set_gpu_vcpu_quota(8)
     warning = " ".join((planned.stdout + planned.stderr).split())
     assert "(L-DB2E81BA) in us-east-1 is 0 vCPUs; g4dn.xlarge needs at least 4" in warning
     assert "request-service-quota-increase" in warning
