@@ -363,6 +363,14 @@ failed: [ollama-vm] (item=ollama) =>
         If you are using a module and expect the file to exist on the remote, see remote_src
 fatal: [gitlab-vm]: FAILED! => {"changed": false, "msg": "in JSON"}
 
+TASK [gitlab : Refuse to downgrade GitLab] *************************************
+fatal: [gitlab-vm]: FAILED! =>
+    assertion: gitlab_present_version | length == 0
+    changed: false
+    evaluated_to: false
+    msg: 'gitlab-ee 19.5.1-ee.0 is installed, newer than the pinned 19.4.1-ee.0: GitLab
+        cannot be downgraded. Pin the installed version.'
+
 TASK [gitlab : An allowed failure] *********************************************
 fatal: [gitlab-vm]: FAILED! =>
     msg: not counted
@@ -378,7 +386,10 @@ def test_ansible_failures_name_host_task_and_message() -> None:
         "Failed to connect to the host via ssh: Connection timed out\n"
         "ollama-vm failed at [ollama : Copy the release archive from the controller]: "
         "Could not find or access 'ollama-linux-amd64.tar.zst' on the Ansible Controller.\n"
-        "gitlab-vm failed at [ollama : Copy the release archive from the controller]: in JSON"
+        "gitlab-vm failed at [ollama : Copy the release archive from the controller]: in JSON\n"
+        "gitlab-vm failed at [gitlab : Refuse to downgrade GitLab]: gitlab-ee 19.5.1-ee.0 is "
+        "installed, newer than the pinned 19.4.1-ee.0: GitLab cannot be downgraded. Pin the "
+        "installed version."
     )
     assert deploy.ansible_failures(["PLAY RECAP ****", "ok: [x]"]) == ""
 

@@ -22,6 +22,7 @@ def tool_path(name: str) -> str:
 
 
 ANSIBLE_TASK = re.compile(r"^TASK \[(?P<task>.+?)\] \**$")
+MESSAGE_LIMIT = 600  # characters of a task's failure message in the step's explanation
 ANSIBLE_FAILURE = re.compile(r"^(?:fatal|failed): \[(?P<host>[^\]]+)\](?P<rest>.*)$")
 
 
@@ -39,6 +40,14 @@ def _failure_block(lines: list[str], start: int) -> tuple[str, bool]:
             message = text.removeprefix("msg:").strip().strip("'\"")
             if message in ("", "|-", "|", ">-", ">") and offset + 1 < len(lines):
                 message = lines[offset + 1].strip()
+            else:  # a long plain message: the yaml callback folds it onto deeper lines
+                indent = len(lines[offset]) - len(lines[offset].lstrip())
+                following = lines[offset + 1 :]
+                for more in following:
+                    if not more.strip() or len(more) - len(more.lstrip()) <= indent:
+                        break
+                    message = f"{message} {more.strip()}"
+                message = message.strip("'\"")[:MESSAGE_LIMIT]
         offset += 1
     ignored = offset < len(lines) and lines[offset].startswith("...ignoring")
     return message, ignored
