@@ -7,6 +7,12 @@ server side implements it (RFC 4251-4254): public-key authentication of one user
 and `exec` requests, which are recorded and answered with exit status 0 (the VMs' cloud-init is
 done). A host can refuse its first N connections, like a VM that is still booting.
 
+As sshd does, the server answers an `exec` request (CHANNEL_SUCCESS) before anything of the
+command reaches the client: an exec handler hands the command's run to `run_after_reply`,
+which starts it once paramiko has sent the reply. (A command that sends its output, exit status
+and close on its own thread could otherwise beat the reply on a loaded machine; the client then
+sees the channel closed before its request was answered: "SSHException: Channel closed.")
+
 Usage::
 
     with ssh_hosts(["gitlab-vm", "gateway-vm", "ollama-vm"], user="ubuntu") as hosts:
@@ -23,19 +29,26 @@ import select
 import socket
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import paramiko
+from paramiko.common import MSG_CHANNEL_REQUEST
 
 
 class _Interface(paramiko.ServerInterface):
     def __init__(self, host: SshHost) -> None:
         self.host = host
         self.destinations: dict[int, tuple[str, int]] = {}
+        self.after_reply: dict[int, Callable[[], None]] = {}
+
+    def run_after_reply(self, channel: paramiko.Channel, run: Callable[[], None]) -> None:
+        """Start `run` (the command: its output, exit status, close) on its own thread once
+        the channel's request has been answered, as sshd answers it before the command runs."""
+        self.after_reply[channel.get_id()] = run
 
     def get_allowed_auths(self, username: str) -> str:
         return "publickey"
@@ -66,8 +79,25 @@ class _Interface(paramiko.ServerInterface):
             except (OSError, EOFError, paramiko.SSHException):
                 pass  # the client went away first
 
-        threading.Timer(0.05, finish).start()
+        self.run_after_reply(channel, finish)
         return True
+
+
+def _answer_then_run(channel: paramiko.Channel, message: paramiko.Message) -> None:
+    """The server's handling of a channel request: paramiko's (it asks the interface, then
+    sends CHANNEL_SUCCESS or CHANNEL_FAILURE), then the run the interface left for after it."""
+    paramiko.Channel._handle_request(channel, message)
+    interface = channel.transport.server_object
+    run = interface.after_reply.pop(channel.get_id(), None) if interface else None
+    if run is not None:
+        threading.Thread(target=run, daemon=True).start()
+
+
+class _ServerTransport(paramiko.Transport):
+    _channel_handler_table: ClassVar[dict[int, Callable[..., None]]] = {
+        **paramiko.Transport._channel_handler_table,
+        MSG_CHANNEL_REQUEST: _answer_then_run,
+    }
 
 
 def _pump(channel: paramiko.Channel, sock: socket.socket) -> None:
@@ -135,7 +165,7 @@ class SshHost:
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
-        transport = paramiko.Transport(conn)
+        transport = _ServerTransport(conn)
         transport.add_server_key(self.host_key)
         interface = _Interface(self)
         try:

@@ -180,7 +180,7 @@ def answering(outputs: dict[str, dict[str, tuple[int, str]]]) -> Any:
             except (OSError, EOFError, paramiko.SSHException):
                 pass
 
-        threading.Timer(0.02, finish).start()
+        self.run_after_reply(channel, finish)  # once the request is answered, as sshd does
         return True
 
     return exec_request
