@@ -8,7 +8,6 @@ The script itself runs on the stand-in GitLab package in the gitlab role's Molec
 from __future__ import annotations
 
 import json
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -45,7 +44,6 @@ def streaming(lines: list[str], code: int, err: str) -> Any:
         self.host.execs.append(command.decode())
 
         def run() -> None:
-            time.sleep(0.05)  # after the server has answered the exec request
             try:
                 for line in lines:
                     channel.sendall((line + "\n").encode())
@@ -56,7 +54,7 @@ def streaming(lines: list[str], code: int, err: str) -> Any:
             except (OSError, EOFError, paramiko.SSHException):
                 pass
 
-        threading.Thread(target=run, daemon=True).start()
+        self.run_after_reply(channel, run)  # once the exec request is answered, as sshd does
         return True
 
     return exec_request
