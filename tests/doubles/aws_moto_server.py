@@ -286,6 +286,25 @@ def _serve(argv: list[str]) -> None:
     _server(args.port).serve_forever()
 
 
+LINGER_SECONDS = 5.0
+
+
+def _close_gracefully(conn: socket.socket) -> None:
+    """Send FIN, read and discard what the client still sends until it closes (or
+    LINGER_SECONDS pass), then close: no unread byte is left for the kernel to answer with RST."""
+    try:
+        conn.shutdown(socket.SHUT_WR)
+        deadline = time.monotonic() + LINGER_SECONDS
+        while (left := deadline - time.monotonic()) > 0:
+            conn.settimeout(left)
+            if not conn.recv(65536):
+                break
+    except OSError:
+        pass  # the client is gone already (reset, timeout): nothing left to protect
+    finally:
+        conn.close()
+
+
 def _server(port: int) -> Any:
     """moto's application in werkzeug's threaded server (what moto's own `main` runs), with
     its settings made explicit so that a loaded machine slows the tests down instead of
@@ -298,7 +317,12 @@ def _server(port: int) -> Any:
       connection, so a client never reuses a connection the server is dropping (the race
       that makes an HTTP client see "connection reset" or "use of closed network connection");
     - a 120 s socket timeout: a client that stops mid-request frees its thread, yet no real
-      request on loopback comes near it.
+      request on loopback comes near it;
+    - a lingering close (``_close_gracefully``): werkzeug stops draining a request 10 ms after
+      its answer (``run_wsgi``), and socketserver closes the socket right after
+      ``shutdown(SHUT_WR)``; request bytes still unread then, or arriving later (a body the app
+      did not read, sent by a client descheduled after its headers), make Linux send RST
+      instead of FIN, and the client sees "connection reset" for a call moto carried out.
 
     A call that fails all the same is retried by the client (max_retries in
     tests/terraform/moto_endpoints_override.tf).
@@ -315,6 +339,9 @@ def _server(port: int) -> Any:
 
     class Server(ThreadedWSGIServer):
         request_queue_size = 1024
+
+        def shutdown_request(self, request: Any) -> None:
+            _close_gracefully(request)
 
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))  # as moto's own main
     return Server("127.0.0.1", port, DomainDispatcherApplication(create_backend_app), Handler)
