@@ -959,11 +959,8 @@ def evaluate_alerts(
     return alerts
 
 
-class PrometheusHandler(http.server.BaseHTTPRequestHandler):
-    """GET /api/v1/targets[?state=active|dropped|any] and GET /api/v1/alerts, as Prometheus
-    answers them; prometheus.yml and the rules files are read at each request."""
-
-    config_file = PROMETHEUS_YML
+class Answering(http.server.BaseHTTPRequestHandler):
+    """A quiet handler that answers with a whole body."""
 
     def _send(self, code: int, body: str, content_type: str = "application/json") -> None:
         data = body.encode()
@@ -972,6 +969,16 @@ class PrometheusHandler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+
+class PrometheusHandler(Answering):
+    """GET /api/v1/targets[?state=active|dropped|any] and GET /api/v1/alerts, as Prometheus
+    answers them; prometheus.yml and the rules files are read at each request."""
+
+    config_file = PROMETHEUS_YML
 
     def do_GET(self) -> None:
         parsed = urlparse(self.path)
@@ -991,9 +998,6 @@ class PrometheusHandler(http.server.BaseHTTPRequestHandler):
             data = {"alerts": evaluate_alerts(rules, scrape_targets(config))}
         self._send(200, json.dumps({"status": "success", "data": data}))
 
-    def log_message(self, format: str, *args: object) -> None:
-        return
-
 
 def prometheus_server(
     config_file: Path = PROMETHEUS_YML, address: tuple[str, int] = PROMETHEUS_ADDRESS
@@ -1003,17 +1007,9 @@ def prometheus_server(
     return http.server.ThreadingHTTPServer(address, handler)
 
 
-class Handler(http.server.BaseHTTPRequestHandler):
+class Handler(Answering):
     server_version = "nginx"
     monitoring = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
-
-    def _send(self, code: int, body: str, content_type: str = "application/json") -> None:
-        data = body.encode()
-        self.send_response(code)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
     def _redirect(self, location: str) -> None:
         self.send_response(302 if self.server.server_port == 443 else 301)
@@ -1041,9 +1037,6 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self._send(200, "<html><title>Sign in - GitLab</title></html>", "text/html")
         else:
             self._send(404, '{"message":"404 Not Found"}')
-
-    def log_message(self, format: str, *args: object) -> None:
-        return
 
 
 def serve() -> int:
