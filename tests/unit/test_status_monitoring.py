@@ -10,46 +10,15 @@ from typing import Any
 
 from duoctl.status import command, monitoring
 from duoctl.status.model import (
-    GitLabView,
     HostStatus,
     Monitoring,
     MonitoringAlert,
     MonitoringTarget,
-    Service,
-    StatusReport,
-    Versions,
 )
 from duoctl.status.render import MONITORING_LINES, monitoring_lines, render
 from duoctl.verify.rake import CommandOutput
 
-
-def report(**changes: Any) -> StatusReport:
-    """A healthy deployment's report (tests/unit/test_status.py has the full one)."""
-    base = StatusReport(
-        name="aws",
-        target="aws",
-        serving="ollama",
-        checked_at="2026-12-01T06:00:00+00:00",
-        seconds=2.5,
-        ok=True,
-        versions=Versions(gitlab="18.9.0-ee"),
-        hosts=[
-            HostStatus(
-                name=name,
-                group=group,
-                address=address,
-                state="up",
-                services=[Service(name=service, state="up")],
-            )
-            for name, group, address, service in (
-                ("gitlab-vm", "gitlab", "203.0.113.10", "puma"),
-                ("gateway-vm", "ai_gateway", "10.0.2.10", "container ai-gateway"),
-                ("ollama-vm", "ollama", "10.0.3.10", "ollama API"),
-            )
-        ],
-        gitlab=GitLabView(state="up", url="https://gitlab.example.com"),
-    )
-    return base.model_copy(update=changes)
+from tests.unit.test_status import report  # a healthy deployment's full report
 
 
 def target(job: str, instance: str, health: str = "up", error: str = "") -> dict[str, Any]:
