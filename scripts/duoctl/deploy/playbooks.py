@@ -24,6 +24,22 @@ def tool_path(name: str) -> str:
 ANSIBLE_TASK = re.compile(r"^TASK \[(?P<task>.+?)\] \**$")
 MESSAGE_LIMIT = 600  # characters of a task's failure message in the step's explanation
 ANSIBLE_FAILURE = re.compile(r"^(?:fatal|failed): \[(?P<host>[^\]]+)\](?P<rest>.*)$")
+# Ansible's password lookup holds `<sha1 of the path>.ansible_lockfile` beside a secret while it
+# reads or writes it.
+LOOKUP_LOCK_GLOB = "*.ansible_lockfile"
+
+
+def clear_stale_lookup_locks(secrets_dir: Path) -> list[Path]:
+    """Remove the password lookup's lock files left in `secrets_dir`; return them.
+
+    A worker stopped by Ctrl-C exits at once (os._exit), so a lock it held stays, and every
+    later lookup of that secret fails after 7 s, on every run. Each playbook run of a
+    deployment holds the deployment folder's lock, so no lookup of its secrets runs now.
+    """
+    stale = sorted(secrets_dir.glob(LOOKUP_LOCK_GLOB))
+    for lock in stale:
+        lock.unlink(missing_ok=True)
+    return stale
 
 
 def _failure_block(lines: list[str], start: int) -> tuple[str, bool]:
@@ -83,6 +99,8 @@ class PlaybookStep:
     def run(self, ctx: Context) -> None:
         root = ctx.paths.repo
         ctx.paths.secrets_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for lock in clear_stale_lookup_locks(ctx.paths.secrets_dir):
+            ctx.progress.note(f"removed {lock.name}, left by an interrupted run's password lookup")
         extra: dict[str, Any] = {"duo_secrets_dir": str(ctx.paths.secrets_dir.resolve())}
         recorded = ctx.paths.recorded_gitlab_version()
         if recorded:  # upgraded: never back to the bundle's pin (an upgrade step sets its own)
