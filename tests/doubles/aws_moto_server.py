@@ -305,6 +305,30 @@ def _close_gracefully(conn: socket.socket) -> None:
         conn.close()
 
 
+class _OneCallAtATime:
+    """moto's application, one call at a time.
+
+    Each AWS call is atomic; moto's backends are plain dicts and lists that concurrent calls
+    change and walk at once (a describe iterating a dict while a create inserts into it), and
+    an exception there is an HTTP 500 that AWS would not give: the client retries the call,
+    and a create that had been carried out fails the second time as a duplicate. Calls take
+    milliseconds here, so taking them in turn costs nothing noticeable.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        with self.lock:
+            result = self.app(environ, start_response)
+            try:
+                return list(result)
+            finally:
+                if hasattr(result, "close"):
+                    result.close()
+
+
 def _server(port: int) -> Any:
     """moto's application in werkzeug's threaded server (what moto's own `main` runs), with
     its settings made explicit so that a loaded machine slows the tests down instead of
@@ -323,6 +347,8 @@ def _server(port: int) -> Any:
       ``shutdown(SHUT_WR)``; request bytes still unread then, or arriving later (a body the app
       did not read, sent by a client descheduled after its headers), make Linux send RST
       instead of FIN, and the client sees "connection reset" for a call moto carried out.
+
+    - one call at a time (``_OneCallAtATime``).
 
     A call that fails all the same is retried by the client (max_retries in
     tests/terraform/moto_endpoints_override.tf).
@@ -344,7 +370,8 @@ def _server(port: int) -> Any:
             _close_gracefully(request)
 
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))  # as moto's own main
-    return Server("127.0.0.1", port, DomainDispatcherApplication(create_backend_app), Handler)
+    app = _OneCallAtATime(DomainDispatcherApplication(create_backend_app))
+    return Server("127.0.0.1", port, app, Handler)
 
 
 if __name__ == "__main__":
