@@ -94,14 +94,14 @@ def run_group(group: Group, report_dir: Path, log: Path | None) -> Result:
     return res
 
 
-def run_lane(groups: list[Group], tmp: Path, results: dict[str, Result], to_logs: bool) -> None:
+def run_lane(groups: list[Group], tmp: Path, results: dict[str, Result]) -> None:
     for group in groups:
         if group.folder and not any((ROOT / group.folder).rglob("test_*.py")):
             print(f"\n=== {group.name}: no tests in {group.folder} ===", flush=True)
             continue
-        if not to_logs:
+        if not group.beside:
             print(f"\n=== {group.name} ===", flush=True)
-        log = tmp / f"{group.name}.log" if to_logs else None
+        log = tmp / f"{group.name}.log" if group.beside else None
         results[group.name] = run_group(group, tmp, log)
 
 
@@ -115,9 +115,9 @@ def main() -> int:
         if beside:
             names = ", ".join(g.name for g in beside)
             print(f"=== {names}: running beside the ansible group, logs shown after it ===")
-        lane = threading.Thread(target=run_lane, args=(beside, tmp, results, True))
+        lane = threading.Thread(target=run_lane, args=(beside, tmp, results))
         lane.start()
-        run_lane([g for g in groups if not g.beside], tmp, results, False)
+        run_lane([g for g in groups if not g.beside], tmp, results)
         lane.join()
         for group in beside:
             log = tmp / f"{group.name}.log"

@@ -346,8 +346,7 @@ def _server(port: int) -> Any:
       its answer (``run_wsgi``), and socketserver closes the socket right after
       ``shutdown(SHUT_WR)``; request bytes still unread then, or arriving later (a body the app
       did not read, sent by a client descheduled after its headers), make Linux send RST
-      instead of FIN, and the client sees "connection reset" for a call moto carried out.
-
+      instead of FIN, and the client sees "connection reset" for a call moto carried out;
     - one call at a time (``_OneCallAtATime``).
 
     A call that fails all the same is retried by the client (max_retries in

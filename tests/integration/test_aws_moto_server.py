@@ -50,6 +50,17 @@ def _read_response(conn: socket.socket) -> bytes:
     return head
 
 
+def _request_head(method: str, address: tuple[str, int], body_length: int) -> bytes:
+    """A request's line and headers, announcing a body of `body_length` bytes."""
+    host, port = address
+    return b"%s /moto-api/ HTTP/1.1\r\nHost: %s:%d\r\nContent-Length: %d\r\n\r\n" % (
+        method.encode(),
+        host.encode(),
+        port,
+        body_length,
+    )
+
+
 def _pending_error(conn: socket.socket) -> int:
     """The socket's pending error: ECONNRESET once an RST came in (recv still answers b"" when
     the server's FIN came first)."""
@@ -62,10 +73,7 @@ def test_a_body_that_arrives_after_the_answer_does_not_reset_the_connection(
     # moto answers GET /moto-api/ without reading the body the request announces; the body comes
     # well after the answer (a client descheduled between writing its headers and its body).
     with socket.create_connection(address, timeout=10) as conn:
-        conn.sendall(
-            b"GET /moto-api/ HTTP/1.1\r\nHost: %s:%d\r\nContent-Length: %d\r\n\r\n"
-            % (address[0].encode(), address[1], len(LATE_BODY))
-        )
+        conn.sendall(_request_head("GET", address, len(LATE_BODY)))
         head = _read_response(conn)
         assert head.startswith(b"HTTP/1.1 200"), head
         time.sleep(0.3)
@@ -79,11 +87,7 @@ def test_a_post_whose_body_the_app_does_not_read_ends_with_a_clean_close(
     address: tuple[str, int],
 ) -> None:
     with socket.create_connection(address, timeout=10) as conn:
-        conn.sendall(
-            b"POST /moto-api/ HTTP/1.1\r\nHost: %s:%d\r\nContent-Length: %d\r\n\r\n"
-            % (address[0].encode(), address[1], len(LATE_BODY))
-            + LATE_BODY
-        )
+        conn.sendall(_request_head("POST", address, len(LATE_BODY)) + LATE_BODY)
         _read_response(conn)
         time.sleep(0.2)
         assert conn.recv(4096) == b""
